@@ -1,0 +1,544 @@
+/**
+ * The CNM control plane: networks, endpoints and sandboxes, their IPAM, their persistence,
+ * and how they program the switch and the kernel (namespaces, interfaces, routes).
+ *
+ * Mutations are serialised (one at a time, in arrival order) so concurrent API requests
+ * never interleave half-done changes; each change is committed to the store before the call
+ * returns, and a failure half-way rolls back what it did.
+ *
+ *   const cp = new ControlPlane({ store, sw, log })
+ *   await cp.restore()
+ *   const net = await cp.createNetwork({ name: 'blue' })
+ *   const sb = await cp.createSandbox({ name: 'web' })
+ *   await cp.connect('blue', 'web', {})
+ */
+import { randomMac, parseMac, macToString } from '../packet/mac.js'
+import type { Store } from '../store/store.js'
+import type { Switch } from '../switch/switch.js'
+import type { Logger } from '../util/log.js'
+import { cidrOverlaps, formatIPv4, parseCidr, parseIPv4, type Cidr } from './cidr.js'
+import { ControlError, conflict, invalid, notFound } from './errors.js'
+import { AddressPool, chooseDefaultSubnet, readHostRoutes } from './ipam.js'
+import {
+  KIND,
+  newId,
+  resolveRef,
+  tapNameFor,
+  type Driver,
+  type EndpointRecord,
+  type NetworkRecord,
+  type PortRecord,
+  type SandboxRecord,
+} from './model.js'
+import * as netns from './netns.js'
+
+export interface NetworkCreate {
+  name: string
+  driver?: Driver
+  subnet?: string
+  gateway?: string
+  ipRange?: string
+  auxAddresses?: Record<string, string>
+  mtu?: number
+  internal?: boolean
+  labels?: Record<string, string>
+  options?: Record<string, string>
+}
+
+export interface ConnectOptions {
+  ip?: string
+  mac?: string
+  aliases?: string[]
+  /** Endpoint name; defaults to "<sandbox>-<network>". */
+  name?: string
+}
+
+export interface SandboxCreate {
+  name: string
+  /** Adopt an existing namespace (Docker's, a CNI runtime's) instead of creating one. */
+  netnsPath?: string
+}
+
+export interface ControlPlaneOptions {
+  store: Store
+  sw: Switch
+  log: Logger
+  /** The host's routes, for choosing default subnets that do not clash; injectable for tests. */
+  hostRoutes?: () => Cidr[]
+  /** Nameservers written into sandboxes' resolv.conf; default: the network's gateway. */
+  resolvConf?: (net: NetworkRecord) => string
+}
+
+interface NetState {
+  rec: NetworkRecord
+  pool: AddressPool
+}
+
+export const DEFAULT_MTU = 1500
+
+export class ControlPlane {
+  private readonly store: Store
+  private readonly sw: Switch
+  private readonly log: Logger
+  private readonly hostRoutes: () => Cidr[]
+  private readonly nets = new Map<string, NetState>()
+  private readonly endpoints = new Map<string, EndpointRecord>()
+  private readonly sandboxes = new Map<string, SandboxRecord>()
+  private readonly ports = new Map<string, PortRecord>()
+  private queue: Promise<unknown> = Promise.resolve()
+  private readonly resolvConf: (net: NetworkRecord) => string
+
+  constructor(opts: ControlPlaneOptions) {
+    this.store = opts.store
+    this.sw = opts.sw
+    this.log = opts.log
+    this.hostRoutes = opts.hostRoutes ?? readHostRoutes
+    this.resolvConf = opts.resolvConf ?? ((net) => `# written by switchyard for network ${net.name}\nnameserver ${net.gateway}\noptions ndots:0\n`)
+  }
+
+  /** Runs mutations one at a time. */
+  private serial<T>(fn: () => Promise<T> | T): Promise<T> {
+    const next = this.queue.then(fn, fn)
+    this.queue = next.catch(() => undefined)
+    return next
+  }
+
+  // ---- restore -------------------------------------------------------------------------
+
+  /** Loads every record and re-attaches the data plane to the devices that survived. */
+  async restore(): Promise<void> {
+    for (const rec of this.store.list<NetworkRecord>(KIND.network)) {
+      try {
+        const pool = AddressPool.fromJSON(rec.ipam)
+        this.nets.set(rec.id, { rec, pool })
+        this.sw.addNetwork(rec.id, { mtu: rec.mtu })
+      } catch (e) {
+        this.log.error('skipping network record that does not load', { id: rec.id, error: String(e) })
+      }
+    }
+    for (const rec of this.store.list<SandboxRecord>(KIND.sandbox)) this.sandboxes.set(rec.id, rec)
+    for (const rec of this.store.list<EndpointRecord>(KIND.endpoint)) {
+      if (!this.nets.has(rec.networkId)) {
+        this.log.error('skipping endpoint of unknown network', { id: rec.id, network: rec.networkId })
+        continue
+      }
+      this.endpoints.set(rec.id, rec)
+      const sb = rec.sandboxId ? this.sandboxes.get(rec.sandboxId) : undefined
+      try {
+        if (sb && rec.ifname) this.sw.addTapPort(rec.tap, rec.networkId, { persist: true, attachOnly: true, netnsPath: sb.netnsPath, device: rec.ifname })
+        else this.sw.addTapPort(rec.tap, rec.networkId, { persist: true })
+      } catch (e) {
+        this.log.warn('endpoint device did not come back; it stays defined but without a port', { endpoint: rec.name, error: String(e) })
+      }
+    }
+    for (const rec of this.store.list<PortRecord>(KIND.port)) {
+      if (!this.nets.has(rec.networkId)) continue
+      this.ports.set(rec.name, rec)
+      try {
+        this.sw.addTapPort(rec.name, rec.networkId, { persist: true })
+      } catch (e) {
+        this.log.warn('port device did not come back', { port: rec.name, error: String(e) })
+      }
+    }
+    this.log.info('state restored', { networks: this.nets.size, endpoints: this.endpoints.size, sandboxes: this.sandboxes.size, ports: this.ports.size })
+  }
+
+  // ---- networks ------------------------------------------------------------------------
+
+  createNetwork(req: NetworkCreate): Promise<ReturnType<ControlPlane['networkView']>> {
+    return this.serial(() => this.doCreateNetwork(req))
+  }
+
+  /** Creates the network `name` unless one of that name exists. */
+  ensureNetwork(req: NetworkCreate): Promise<ReturnType<ControlPlane['networkView']>> {
+    return this.serial(() => {
+      const existing = [...this.nets.values()].find((n) => n.rec.name === req.name)
+      return existing ? this.networkView(existing) : this.doCreateNetwork(req)
+    })
+  }
+
+  private doCreateNetwork(req: NetworkCreate) {
+    if ([...this.nets.values()].some((n) => n.rec.name === req.name)) throw conflict('NAME_TAKEN', `a network named "${req.name}" already exists`)
+    const driver = req.driver ?? 'bridge'
+    if (driver !== 'bridge') throw invalid(`driver "${driver}" is not available yet; use "bridge"`, 'driver')
+    const mtu = req.mtu ?? DEFAULT_MTU
+    if (!Number.isInteger(mtu) || mtu < 576 || mtu > 65535) throw invalid(`mtu ${mtu} is out of range 576-65535`, 'mtu')
+    const inUse = [...this.nets.values()].map((n) => parseCidr(n.rec.subnet))
+    let subnet = req.subnet
+    if (subnet === undefined) {
+      if (req.gateway || req.ipRange) throw invalid('gateway and ipRange need an explicit subnet', req.gateway ? 'gateway' : 'ipRange')
+      subnet = chooseDefaultSubnet(inUse, this.hostRoutes())
+    } else {
+      const c = parseCidrField(subnet, 'subnet')
+      const clash = [...this.nets.values()].find((n) => cidrOverlaps(parseCidr(n.rec.subnet), c))
+      if (clash) throw conflict('SUBNET_OVERLAP', `subnet ${subnet} overlaps network "${clash.rec.name}" (${clash.rec.subnet})`)
+    }
+    const pool = new AddressPool({ subnet, gateway: req.gateway, ipRange: req.ipRange, auxAddresses: req.auxAddresses })
+    const rec: NetworkRecord = {
+      id: newId(),
+      name: req.name,
+      driver,
+      subnet: pool.subnet,
+      gateway: pool.gateway,
+      ...(pool.ipRange ? { ipRange: pool.ipRange } : {}),
+      auxAddresses: { ...(req.auxAddresses ?? {}) },
+      mtu,
+      internal: req.internal ?? false,
+      labels: { ...(req.labels ?? {}) },
+      options: { ...(req.options ?? {}) },
+      createdAt: new Date().toISOString(),
+      ipam: pool.toJSON(),
+    }
+    this.store.put(KIND.network, rec.id, rec)
+    const st = { rec, pool }
+    this.nets.set(rec.id, st)
+    this.sw.addNetwork(rec.id, { mtu })
+    this.log.info('network created', { network: rec.name, id: rec.id, subnet: rec.subnet })
+    return this.networkView(st)
+  }
+
+  deleteNetwork(ref: string): Promise<void> {
+    return this.serial(() => {
+      const n = this.net(ref)
+      const eps = [...this.endpoints.values()].filter((e) => e.networkId === n.rec.id)
+      const ports = [...this.ports.values()].filter((p) => p.networkId === n.rec.id)
+      if (eps.length || ports.length) {
+        const names = [...eps.map((e) => e.name), ...ports.map((p) => p.name)]
+        throw conflict('NETWORK_IN_USE', `network "${n.rec.name}" is in use by ${names.join(', ')}; disconnect or remove them first`)
+      }
+      this.store.delete(KIND.network, n.rec.id)
+      this.nets.delete(n.rec.id)
+      this.sw.removeNetwork(n.rec.id)
+      this.log.info('network removed', { network: n.rec.name })
+    })
+  }
+
+  /** Removes every network with no endpoints and no ports (except `keep`); returns their names. */
+  pruneNetworks(keep: string[] = []): Promise<string[]> {
+    return this.serial(() => {
+      const removed: string[] = []
+      for (const n of [...this.nets.values()]) {
+        if (keep.includes(n.rec.name)) continue
+        if ([...this.endpoints.values()].some((e) => e.networkId === n.rec.id)) continue
+        if ([...this.ports.values()].some((p) => p.networkId === n.rec.id)) continue
+        this.store.delete(KIND.network, n.rec.id)
+        this.nets.delete(n.rec.id)
+        this.sw.removeNetwork(n.rec.id)
+        removed.push(n.rec.name)
+      }
+      return removed
+    })
+  }
+
+  listNetworks() {
+    return [...this.nets.values()].map((n) => this.networkView(n)).sort((a, b) => a.name.localeCompare(b.name))
+  }
+
+  inspectNetwork(ref: string) {
+    return this.networkView(this.net(ref))
+  }
+
+  /** The network's ID for a reference (name, ID, prefix); the switch knows networks by ID. */
+  networkId(ref: string): string {
+    return this.net(ref).rec.id
+  }
+
+  networkRecord(ref: string): NetworkRecord {
+    return this.net(ref).rec
+  }
+
+  private networkView(n: NetState) {
+    const { ipam: _ipam, ...rec } = n.rec
+    const endpoints = [...this.endpoints.values()]
+      .filter((e) => e.networkId === n.rec.id)
+      .map((e) => ({ id: e.id, name: e.name, sandbox: e.sandboxId ? this.sandboxes.get(e.sandboxId)?.name : undefined, mac: e.mac, address: e.address, aliases: e.aliases }))
+    const ports = [...this.ports.values()].filter((p) => p.networkId === n.rec.id).map((p) => p.name)
+    return { ...rec, endpoints, ports, allocated: n.pool.allocatedCount }
+  }
+
+  // ---- bare ports ----------------------------------------------------------------------
+
+  addPort(name: string, networkRef: string) {
+    return this.serial(() => {
+      const n = this.net(networkRef)
+      if (this.ports.has(name) || this.sw.hasPort(name)) throw conflict('NAME_TAKEN', `a port named "${name}" already exists`)
+      const rec: PortRecord = { id: newId(), name, networkId: n.rec.id, createdAt: new Date().toISOString() }
+      const info = this.sw.addTapPort(name, n.rec.id, { persist: true })
+      try {
+        this.store.put(KIND.port, rec.name, rec)
+      } catch (e) {
+        this.sw.removePort(name, true)
+        throw e
+      }
+      this.ports.set(name, rec)
+      return { ...info, network: n.rec.name }
+    })
+  }
+
+  removePort(name: string) {
+    return this.serial(() => {
+      const rec = this.ports.get(name)
+      if (!rec) throw notFound('port', name)
+      this.store.delete(KIND.port, name)
+      this.ports.delete(name)
+      if (this.sw.hasPort(name)) this.sw.removePort(name, true)
+    })
+  }
+
+  listPorts(networkRef?: string) {
+    const netId = networkRef === undefined ? undefined : this.net(networkRef).rec.id
+    return this.sw
+      .listPorts(netId)
+      .map((p) => ({ ...p, network: this.nets.get(p.network)?.rec.name ?? p.network, kind: this.ports.has(p.name) ? 'port' : 'endpoint' }))
+  }
+
+  // ---- sandboxes -----------------------------------------------------------------------
+
+  createSandbox(req: SandboxCreate) {
+    return this.serial(async () => {
+      if ([...this.sandboxes.values()].some((s) => s.name === req.name)) throw conflict('NAME_TAKEN', `a sandbox named "${req.name}" already exists`)
+      let nsPath = req.netnsPath
+      const owned = nsPath === undefined
+      if (owned) {
+        if (netns.netnsExists(netns.netnsPathFor(req.name))) {
+          throw conflict('NAME_TAKEN', `a network namespace named "${req.name}" already exists (ip netns list); choose another sandbox name`)
+        }
+        nsPath = await netns.createNetns(req.name)
+      } else if (!netns.netnsExists(nsPath!)) {
+        throw invalid(`network namespace ${nsPath} does not exist`, 'netnsPath')
+      }
+      const rec: SandboxRecord = { id: newId(), name: req.name, netnsPath: nsPath!, owned, createdAt: new Date().toISOString() }
+      try {
+        this.store.put(KIND.sandbox, rec.id, rec)
+      } catch (e) {
+        if (owned) await netns.deleteNetns(req.name).catch(() => undefined)
+        throw e
+      }
+      this.sandboxes.set(rec.id, rec)
+      this.log.info('sandbox created', { sandbox: rec.name, netns: rec.netnsPath })
+      return this.sandboxView(rec)
+    })
+  }
+
+  deleteSandbox(ref: string) {
+    return this.serial(async () => {
+      const sb = this.sandbox(ref)
+      for (const ep of [...this.endpoints.values()].filter((e) => e.sandboxId === sb.id)) await this.doDeleteEndpoint(ep)
+      this.store.delete(KIND.sandbox, sb.id)
+      this.sandboxes.delete(sb.id)
+      if (sb.owned) await netns.deleteNetns(sb.name).catch((e) => this.log.warn('deleting namespace failed', { sandbox: sb.name, error: String(e) }))
+      else await netns.forgetForeign(sb.netnsPath)
+      this.log.info('sandbox removed', { sandbox: sb.name })
+    })
+  }
+
+  listSandboxes() {
+    return [...this.sandboxes.values()].map((s) => this.sandboxView(s)).sort((a, b) => a.name.localeCompare(b.name))
+  }
+
+  inspectSandbox(ref: string) {
+    return this.sandboxView(this.sandbox(ref))
+  }
+
+  private sandboxView(s: SandboxRecord) {
+    const endpoints = [...this.endpoints.values()]
+      .filter((e) => e.sandboxId === s.id)
+      .sort((a, b) => (a.ifname ?? '').localeCompare(b.ifname ?? ''))
+      .map((e) => ({ id: e.id, name: e.name, network: this.nets.get(e.networkId)?.rec.name, ifname: e.ifname, mac: e.mac, address: e.address, aliases: e.aliases }))
+    return { ...s, endpoints }
+  }
+
+  // ---- endpoints: connect / disconnect -------------------------------------------------
+
+  /** Creates an endpoint on the network and puts it into the sandbox. */
+  connect(networkRef: string, sandboxRef: string, opts: ConnectOptions = {}) {
+    return this.serial(async () => {
+      const n = this.net(networkRef)
+      const sb = this.sandbox(sandboxRef)
+      if ([...this.endpoints.values()].some((e) => e.sandboxId === sb.id && e.networkId === n.rec.id)) {
+        throw conflict('ALREADY_CONNECTED', `sandbox "${sb.name}" is already connected to network "${n.rec.name}"`)
+      }
+      const ep = this.doCreateEndpoint(n, { ...opts, name: opts.name ?? `${sb.name}-${n.rec.name}` })
+      try {
+        await this.plugIntoSandbox(ep, n, sb)
+      } catch (e) {
+        await this.doDeleteEndpoint(ep)
+        throw e
+      }
+      return this.endpointView(ep)
+    })
+  }
+
+  disconnect(networkRef: string, sandboxRef: string) {
+    return this.serial(async () => {
+      const n = this.net(networkRef)
+      const sb = this.sandbox(sandboxRef)
+      const ep = [...this.endpoints.values()].find((e) => e.sandboxId === sb.id && e.networkId === n.rec.id)
+      if (!ep) throw new ControlError('not_found', 'NOT_CONNECTED', `sandbox "${sb.name}" is not connected to network "${n.rec.name}"`)
+      await this.doDeleteEndpoint(ep)
+    })
+  }
+
+  listEndpoints() {
+    return [...this.endpoints.values()].map((e) => this.endpointView(e))
+  }
+
+  inspectEndpoint(ref: string) {
+    const ep = resolveRef(this.endpoints.values(), ref)
+    if (ep === 'ambiguous') throw conflict('AMBIGUOUS', `"${ref}" matches several endpoints; use more of the ID`)
+    if (!ep) throw notFound('endpoint', ref)
+    return this.endpointView(ep)
+  }
+
+  private endpointView(e: EndpointRecord) {
+    const port = this.sw.hasPort(e.tap) ? this.sw.port(e.tap) : undefined
+    return {
+      ...e,
+      network: this.nets.get(e.networkId)?.rec.name,
+      sandbox: e.sandboxId ? this.sandboxes.get(e.sandboxId)?.name : undefined,
+      state: port ? port.state : 'detached',
+      counters: port?.counters,
+    }
+  }
+
+  /** Allocates the address, creates the TAP on the switch, and commits both with the pool. */
+  private doCreateEndpoint(n: NetState, opts: ConnectOptions): EndpointRecord {
+    if ([...this.endpoints.values()].some((e) => e.name === opts.name)) throw conflict('NAME_TAKEN', `an endpoint named "${opts.name}" already exists`)
+    let mac: string
+    try {
+      mac = macToString(opts.mac ? parseMac(opts.mac) : randomMac())
+    } catch (e) {
+      throw invalid((e as Error).message, 'mac')
+    }
+    if (opts.mac && [...this.endpoints.values()].some((e) => e.networkId === n.rec.id && e.mac === mac)) {
+      throw conflict('MAC_IN_USE', `MAC ${mac} is already used on network "${n.rec.name}"`)
+    }
+    if (opts.ip !== undefined) parseIpField(opts.ip, 'ip')
+    const addr = n.pool.allocate(opts.ip)
+    const id = newId()
+    const rec: EndpointRecord = {
+      id,
+      name: opts.name!,
+      networkId: n.rec.id,
+      tap: tapNameFor(id),
+      mac,
+      address: `${addr}/${parseCidr(n.rec.subnet).prefix}`,
+      aliases: [...(opts.aliases ?? [])],
+      createdAt: new Date().toISOString(),
+    }
+    try {
+      this.sw.addTapPort(rec.tap, n.rec.id, { persist: true })
+    } catch (e) {
+      n.pool.release(addr)
+      throw new ControlError('failed', 'DEVICE_FAILED', `creating TAP device ${rec.tap} failed: ${(e as Error).message}`)
+    }
+    try {
+      this.commitEndpoint(n, rec)
+    } catch (e) {
+      n.pool.release(addr)
+      this.sw.removePort(rec.tap, true)
+      throw e
+    }
+    this.endpoints.set(rec.id, rec)
+    return rec
+  }
+
+  private commitEndpoint(n: NetState, rec: EndpointRecord): void {
+    n.rec.ipam = n.pool.toJSON()
+    this.store.transaction(() => {
+      this.store.put(KIND.endpoint, rec.id, rec)
+      this.store.put(KIND.network, n.rec.id, n.rec)
+    })
+  }
+
+  private async plugIntoSandbox(ep: EndpointRecord, n: NetState, sb: SandboxRecord): Promise<void> {
+    const present = new Set(await netns.listLinks(sb.netnsPath))
+    let i = 0
+    while (present.has(`eth${i}`)) i++
+    const ifname = `eth${i}`
+    await netns.moveLink(ep.tap, sb.netnsPath, { ifname, mac: ep.mac, address: ep.address, mtu: n.rec.mtu })
+    ep.sandboxId = sb.id
+    ep.ifname = ifname
+    this.store.put(KIND.endpoint, ep.id, ep)
+    if (!n.rec.internal && !(await netns.defaultRoute(sb.netnsPath))) {
+      await netns.setDefaultRoute(sb.netnsPath, n.rec.gateway, ifname)
+      if (sb.owned) netns.writeResolvConf(sb.name, this.resolvConf(n.rec))
+    } else if (sb.owned && !this.hasOtherEndpoints(sb, ep)) {
+      netns.writeResolvConf(sb.name, this.resolvConf(n.rec))
+    }
+    this.log.info('endpoint connected', { endpoint: ep.name, sandbox: sb.name, network: n.rec.name, ifname, address: ep.address })
+  }
+
+  private hasOtherEndpoints(sb: SandboxRecord, ep: EndpointRecord): boolean {
+    return [...this.endpoints.values()].some((e) => e.sandboxId === sb.id && e.id !== ep.id)
+  }
+
+  /** Removes the device, releases the address, and moves the sandbox's default route if it used this endpoint. */
+  private async doDeleteEndpoint(ep: EndpointRecord): Promise<void> {
+    const n = this.nets.get(ep.networkId)!
+    const sb = ep.sandboxId ? this.sandboxes.get(ep.sandboxId) : undefined
+    let hadDefault = false
+    if (sb && ep.ifname && netns.netnsExists(sb.netnsPath)) {
+      hadDefault = (await netns.defaultRoute(sb.netnsPath).catch(() => undefined))?.dev === ep.ifname
+    }
+    if (this.sw.hasPort(ep.tap)) this.sw.removePort(ep.tap, true)
+    // A persistent TAP whose fd we never got back (daemon restarted, device elsewhere) must still go.
+    if (sb && ep.ifname && netns.netnsExists(sb.netnsPath) && (await netns.linkExists(sb.netnsPath, ep.ifname))) {
+      await netns.deleteLink(sb.netnsPath, ep.ifname).catch(() => undefined)
+    }
+    n.pool.release(ep.address.split('/')[0])
+    n.rec.ipam = n.pool.toJSON()
+    this.store.transaction(() => {
+      this.store.delete(KIND.endpoint, ep.id)
+      this.store.put(KIND.network, n.rec.id, n.rec)
+    })
+    this.endpoints.delete(ep.id)
+    if (sb && hadDefault) {
+      const next = [...this.endpoints.values()].find((e) => e.sandboxId === sb.id && e.ifname && !this.nets.get(e.networkId)!.rec.internal)
+      if (next) {
+        const nn = this.nets.get(next.networkId)!.rec
+        await netns.setDefaultRoute(sb.netnsPath, nn.gateway, next.ifname!).catch((e) => this.log.warn('moving default route failed', { error: String(e) }))
+        if (sb.owned) netns.writeResolvConf(sb.name, this.resolvConf(nn))
+      }
+    }
+    this.log.info('endpoint removed', { endpoint: ep.name })
+  }
+
+  // ---- lookups -------------------------------------------------------------------------
+
+  private net(ref: string): NetState {
+    const recs = [...this.nets.values()].map((n) => n.rec)
+    const r = resolveRef(recs, ref)
+    if (r === 'ambiguous') throw conflict('AMBIGUOUS', `"${ref}" matches several networks; use more of the ID`)
+    if (!r) throw notFound('network', ref)
+    return this.nets.get(r.id)!
+  }
+
+  private sandbox(ref: string): SandboxRecord {
+    const r = resolveRef(this.sandboxes.values(), ref)
+    if (r === 'ambiguous') throw conflict('AMBIGUOUS', `"${ref}" matches several sandboxes; use more of the ID`)
+    if (!r) throw notFound('sandbox', ref)
+    return r
+  }
+
+  /** Stops the data plane without touching persistent devices: they outlive a restart. */
+  shutdown(): void {
+    this.sw.close((name) => !this.ports.has(name) && ![...this.endpoints.values()].some((e) => e.tap === name))
+  }
+}
+
+function parseCidrField(s: string, field: string): Cidr {
+  try {
+    return parseCidr(s)
+  } catch (e) {
+    throw invalid((e as Error).message, field)
+  }
+}
+
+function parseIpField(s: string, field: string): string {
+  try {
+    return formatIPv4(parseIPv4(s))
+  } catch (e) {
+    throw invalid((e as Error).message, field)
+  }
+}

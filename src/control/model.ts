@@ -1,0 +1,79 @@
+/**
+ * The Container Network Model's objects as they are stored: networks, endpoints and
+ * sandboxes, plus bare ports (a TAP on a network without an address, as `port add` makes).
+ * Every object has a 64-hex ID and a name; the API accepts either, or a unique ID prefix.
+ */
+import crypto from 'node:crypto'
+
+export type Driver = 'bridge' | 'overlay'
+
+export interface NetworkRecord {
+  id: string
+  name: string
+  driver: Driver
+  subnet: string
+  gateway: string
+  ipRange?: string
+  auxAddresses: Record<string, string>
+  mtu: number
+  internal: boolean
+  labels: Record<string, string>
+  options: Record<string, string>
+  createdAt: string
+  /** IPAM state of the network's pool (AddressPool.toJSON()). */
+  ipam: unknown
+}
+
+export interface EndpointRecord {
+  id: string
+  name: string
+  networkId: string
+  /** Host-side TAP device name while the endpoint is not in a sandbox. */
+  tap: string
+  mac: string
+  /** Address with prefix, e.g. 10.0.0.2/24. */
+  address: string
+  aliases: string[]
+  sandboxId?: string
+  /** Interface name inside the sandbox (eth0, eth1, ...). */
+  ifname?: string
+  createdAt: string
+}
+
+export interface SandboxRecord {
+  id: string
+  name: string
+  netnsPath: string
+  /** True when Switchyard created the namespace (and so deletes it). */
+  owned: boolean
+  createdAt: string
+}
+
+export interface PortRecord {
+  id: string
+  name: string
+  networkId: string
+  createdAt: string
+}
+
+export const KIND = { network: 'network', endpoint: 'endpoint', sandbox: 'sandbox', port: 'port' } as const
+
+export function newId(): string {
+  return crypto.randomBytes(32).toString('hex')
+}
+
+/** A TAP name derived from an ID: 'sy' + 10 hex digits fits IFNAMSIZ with room to spare. */
+export function tapNameFor(id: string): string {
+  return 'sy' + id.slice(0, 10)
+}
+
+/** Finds an object by exact ID, name, or unique ID prefix (at least 3 characters), as Docker does. */
+export function resolveRef<T extends { id: string; name: string }>(items: Iterable<T>, ref: string): T | 'ambiguous' | undefined {
+  const all = [...items]
+  const exact = all.find((x) => x.id === ref) ?? all.find((x) => x.name === ref)
+  if (exact) return exact
+  if (ref.length < 3 || !/^[0-9a-f]+$/.test(ref)) return undefined
+  const pref = all.filter((x) => x.id.startsWith(ref))
+  if (pref.length > 1) return 'ambiguous'
+  return pref[0]
+}

@@ -1,0 +1,114 @@
+/**
+ * `switchyard daemon`: one process that owns the switch, the control plane, the store and
+ * the API socket. Several can run side by side with their own --socket and --state-dir.
+ *
+ *   const d = await startDaemon({ socket: '/tmp/sy.sock', stateDir: '/tmp/sy' })
+ *   await d.stop()
+ */
+import fs from 'node:fs'
+import path from 'node:path'
+import { ApiServer } from '../api/server.js'
+import { registerRoutes } from '../api/routes.js'
+import { ControlPlane } from '../control/control-plane.js'
+import { TapIo } from '../dataplane/tap-port.js'
+import { openSqliteStore } from '../store/store.js'
+import { Switch } from '../switch/switch.js'
+import { createLogger, type Level, type Logger } from '../util/log.js'
+
+export const DEFAULT_SOCKET = '/run/switchyard/switchyard.sock'
+export const DEFAULT_STATE_DIR = '/var/lib/switchyard'
+
+export interface DaemonOptions {
+  socket?: string
+  stateDir?: string
+  logLevel?: Level
+  /** Name of the network created at first start. */
+  defaultNetwork?: string
+  /** Its subnet; chosen from the default pools when not given. */
+  defaultSubnet?: string
+  fdbCapacity?: number
+  fdbPortLimit?: number
+  agingSeconds?: number
+  log?: Logger
+}
+
+export interface Daemon {
+  socket: string
+  stop(): Promise<void>
+}
+
+export class DaemonStartError extends Error {}
+
+export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
+  const socket = opts.socket ?? DEFAULT_SOCKET
+  const stateDir = opts.stateDir ?? DEFAULT_STATE_DIR
+  const log = opts.log ?? createLogger({ level: opts.logLevel ?? 'info' })
+  const defaultNetwork = opts.defaultNetwork ?? 'default'
+
+  fs.mkdirSync(stateDir, { recursive: true, mode: 0o700 })
+  const pidFile = path.join(stateDir, 'daemon.pid')
+  claimPidFile(pidFile)
+
+  const store = openSqliteStore(stateDir, {
+    log,
+    onCorrupt: (kind, id, error) => log.error('skipping corrupt record', { kind, id, error: error.message }),
+  })
+  const sw = new Switch({
+    io: new TapIo(),
+    log,
+    fdb: { capacity: opts.fdbCapacity, portLimit: opts.fdbPortLimit, agingMs: opts.agingSeconds === undefined ? undefined : opts.agingSeconds * 1000 },
+  })
+  const cp = new ControlPlane({ store, sw, log })
+  const api = new ApiServer(log)
+  try {
+    await cp.restore()
+    await cp.ensureNetwork({ name: defaultNetwork, subnet: opts.defaultSubnet })
+    registerRoutes(api, cp, sw, defaultNetwork)
+    await api.listen(socket)
+  } catch (e) {
+    cp.shutdown()
+    store.close()
+    fs.rmSync(pidFile, { force: true })
+    throw e
+  }
+  log.info('daemon ready', { socket, stateDir, pid: process.pid })
+
+  let stopping: Promise<void> | undefined
+  return {
+    socket,
+    stop() {
+      stopping ??= (async () => {
+        await api.close()
+        cp.shutdown()
+        store.close()
+        fs.rmSync(socket, { force: true })
+        fs.rmSync(pidFile, { force: true })
+        log.info('daemon stopped')
+      })()
+      return stopping
+    },
+  }
+}
+
+/** One daemon per state directory: a second one would corrupt the first one's devices. */
+function claimPidFile(file: string): void {
+  try {
+    const pid = Number(fs.readFileSync(file, 'utf8').trim())
+    if (pid > 0 && pid !== process.pid && isAlive(pid)) {
+      throw new DaemonStartError(`another daemon (pid ${pid}) uses state directory ${path.dirname(file)}; stop it or pass another --state-dir`)
+    }
+  } catch (e) {
+    if (e instanceof DaemonStartError) throw e
+  }
+  fs.writeFileSync(file, String(process.pid))
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+    return cmd.includes('switchyard') || cmd.includes('daemon')
+  } catch {
+    return false
+  }
+}

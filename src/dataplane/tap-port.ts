@@ -1,0 +1,63 @@
+/**
+ * Where frames enter: a TAP device's fd, read in batches into the switch's shared slab by the
+ * native poller when libuv sees it readable, then handed to the forwarder in one call.
+ *
+ *   const io = new TapIo(onBatch)
+ *   const fd = io.open('sy0', { persist: true })
+ */
+import { native, TapFlags, VNET_HDR_SIZE, type Poller } from '../native/binding.js'
+
+/** Largest frame a TAP with segmentation offload hands us: 64 KiB of IP + Ethernet + header. */
+export const FRAME_MAX = 65536 + 64
+/** Frames read per readiness event; enough to amortise the crossing, small enough to stay fair. */
+export const BATCH_FRAMES = 64
+
+export interface TapOpenOptions {
+  /** Keep the device when the daemon exits or crashes, so sandboxes keep their interface. */
+  persist?: boolean
+  /** Attach to an existing device only; never create one. */
+  attachOnly?: boolean
+  /** The network namespace the device lives in (a path like /run/netns/NAME). */
+  netnsPath?: string
+  /** The device's name there, when it differs from the port's (a TAP renamed eth0 in a sandbox). */
+  device?: string
+}
+
+/** Errno names that mean the device is gone rather than that something is wrong with us. */
+export const PORT_GONE_ERRNOS = new Set(['EFAULT', 'EIO', 'EBADFD', 'ENXIO', 'ENODEV', 'EBADF', 'EPIPE'])
+
+/**
+ * One shared slab for every port: a batch is read, forwarded and written inside one
+ * callback, so ports never hold frames across callbacks.
+ */
+export class TapIo {
+  readonly slab = new Uint8Array(BATCH_FRAMES * FRAME_MAX)
+  readonly meta = new Int32Array(BATCH_FRAMES * 2)
+  readonly hdr = VNET_HDR_SIZE
+
+  /** Opens (or creates) the TAP with virtio-net headers and TSO/checksum offloads. */
+  open(name: string, opts: TapOpenOptions = {}): number {
+    let flags = TapFlags.VNET_HDR
+    if (opts.persist) flags |= TapFlags.PERSIST
+    if (opts.attachOnly) flags |= TapFlags.ATTACH_ONLY
+    return native.tapOpen(opts.device ?? name, flags, opts.netnsPath).fd
+  }
+
+  /** Starts delivering batches of `fd` to `onBatch(count)`; a negative count is -errno. */
+  poll(fd: number, onBatch: (count: number) => void): Poller {
+    const p = new native.Poller(fd, this.slab, this.meta, BATCH_FRAMES, FRAME_MAX, onBatch)
+    p.start()
+    return p
+  }
+
+  /** Closes the fd; a device that is not persistent disappears with it. */
+  close(fd: number, removeDevice: boolean): void {
+    try {
+      if (removeDevice) native.tapSetPersist(fd, false)
+    } finally {
+      native.closeFd(fd)
+    }
+  }
+
+  writeBatch = native.writeBatch
+}
