@@ -37,10 +37,10 @@ METRICS=${BENCH_METRICS:-pps tcp1 tcp4 ping}
 OUT=$(realpath -m "${BENCH_OUT:-$HERE/out}")
 RUN=$(realpath -m "${BENCH_RUN:-/tmp/switchyard-bench}")
 
-ALL_SYSTEMS="kernel-bridge switchyard"
+ALL_SYSTEMS="kernel-bridge switchyard ovs-tso vde"
 BASELINE=kernel-bridge
 NETNS_LIST="sbA sbB sbS"           # every namespace this script may create
-ROOT_LINKS="sbtA sbtB"             # links that may be left in the root netns
+ROOT_LINKS="sbtA sbtB sbovs0"      # links that may be left in the root netns
 IP_A=10.77.0.1
 IP_B=10.77.0.2
 IPERF_PORT=5201
@@ -236,6 +236,82 @@ teardown_switchyard() {
     rm -rf "$SY_DIR"
 }
 
+# --- vde_switch (vde2): its tuntap module creates one TAP per -t and holds the
+# fds; the TAPs are then moved into the sandboxes.
+VDE_DIR=$RUN/vde
+setup_vde() {
+    command -v vde_switch >/dev/null || { log "vde_switch missing: bash bench/install-deps.sh vde"; return 1; }
+    mk_sandboxes || return 1
+    rm -rf "$VDE_DIR"; mkdir -p "$VDE_DIR" "$OUT/logs"
+    vde_switch -d -p "$VDE_DIR/pid" -s "$VDE_DIR/ctl" -M "$VDE_DIR/mgmt" -t sbtA -t sbtB \
+        >"$OUT/logs/${ROUND:-setup}-vde.log" 2>&1 9>&- || { log "vde_switch failed"; return 1; }
+    for _ in $(seq 100); do [ -s "$VDE_DIR/pid" ] && break; sleep 0.05; done
+    [ -s "$VDE_DIR/pid" ] || { log "vde_switch wrote no pid file"; return 1; }
+    SW_PIDS=$(cat "$VDE_DIR/pid"); remember_pid "$SW_PIDS"
+    local t
+    for t in A B; do wait_link "sbt$t" && ip link set "sbt$t" netns "sb$t" || return 1; done
+    addr sbA sbtA $IP_A && addr sbB sbtB $IP_B || return 1
+    IF_A=sbtA; IF_B=sbtB
+    NOTE="$(vde_switch -v 2>&1 | grep -m1 -i 'vde' | tr -s ' '); vde_switch -t sbtA -t sbtB; sbA:sbtA $(offloads sbA sbtA)"
+}
+teardown_vde() {
+    local pid
+    if [ -s "$VDE_DIR/pid" ]; then
+        pid=$(cat "$VDE_DIR/pid")
+        grep -q "^$pid " "$PIDS_FILE" 2>/dev/null && stop_pid "$pid" 5
+    fi
+    rm -rf "$VDE_DIR"
+}
+
+# --- Open vSwitch, userspace (netdev) datapath with userspace TSO: a private
+# ovsdb-server + ovs-vswitchd under $RUN/ovs (the system's OVS, if any, is
+# not touched), bridge sbovs0 (NORMAL action = MAC learning), two tap ports
+# moved into the sandboxes.  This kernel has no openvswitch module.
+OVS_DIR=$RUN/ovs
+ovs_env() {
+    env OVS_RUNDIR="$OVS_DIR" OVS_LOGDIR="$OVS_DIR" OVS_DBDIR="$OVS_DIR" OVS_SYSCONFDIR="$OVS_DIR" \
+        OVS_PKGDATADIR=/usr/share/openvswitch "$@"
+}
+ovsctl() { ovs_env ovs-vsctl --db="unix:$OVS_DIR/db.sock" --timeout=10 "$@"; }
+setup_ovs_tso() {
+    command -v ovs-vswitchd >/dev/null || { log "ovs-vswitchd missing: bash bench/install-deps.sh ovs-tso"; return 1; }
+    mk_sandboxes || return 1
+    rm -rf "$OVS_DIR"; mkdir -p "$OVS_DIR"
+    ovs_env ovsdb-tool create "$OVS_DIR/conf.db" /usr/share/openvswitch/vswitch.ovsschema || return 1
+    ovs_env ovsdb-server "$OVS_DIR/conf.db" --remote="punix:$OVS_DIR/db.sock" \
+        --pidfile="$OVS_DIR/ovsdb-server.pid" --detach --no-chdir \
+        --log-file="$OVS_DIR/ovsdb-server.log" 2>>"$OVS_DIR/stderr.log" 9>&- || { log "ovsdb-server failed"; return 1; }
+    remember_pid "$(cat "$OVS_DIR/ovsdb-server.pid")"
+    ovsctl --no-wait init || return 1
+    # must be set before ovs-vswitchd starts: TAPs opened with IFF_VNET_HDR + TSO
+    ovsctl --no-wait set Open_vSwitch . other_config:userspace-tso-enable=true || return 1
+    ovs_env ovs-vswitchd "unix:$OVS_DIR/db.sock" --pidfile="$OVS_DIR/ovs-vswitchd.pid" --detach --no-chdir \
+        --log-file="$OVS_DIR/ovs-vswitchd.log" 2>>"$OVS_DIR/stderr.log" 9>&- || { log "ovs-vswitchd failed"; return 1; }
+    SW_PIDS=$(cat "$OVS_DIR/ovs-vswitchd.pid"); remember_pid "$SW_PIDS"
+    ovsctl add-br sbovs0 -- set bridge sbovs0 datapath_type=netdev fail-mode=standalone || return 1
+    local t
+    for t in A B; do
+        ovsctl add-port sbovs0 "sbt$t" -- set interface "sbt$t" type=tap || return 1
+        wait_link "sbt$t" && ip link set "sbt$t" netns "sb$t" || return 1
+    done
+    addr sbA sbtA $IP_A && addr sbB sbtB $IP_B || return 1
+    IF_A=sbtA; IF_B=sbtB
+    NOTE="$(ovs-vswitchd --version | head -1); datapath_type=netdev, fail-mode=standalone (NORMAL), userspace-tso-enable=$(ovsctl get Open_vSwitch . other_config:userspace-tso-enable 2>/dev/null); sbA:sbtA $(offloads sbA sbtA)"
+}
+teardown_ovs_tso() {
+    local f pid
+    if [ -S "$OVS_DIR/db.sock" ] && [ -s "$OVS_DIR/ovs-vswitchd.pid" ] && kill -0 "$(cat "$OVS_DIR/ovs-vswitchd.pid")" 2>/dev/null; then
+        [ -n "${ROUND:-}" ] && cp "$OVS_DIR/ovs-vswitchd.log" "$OUT/logs/$ROUND-ovs-vswitchd.log" 2>/dev/null
+        ovsctl --timeout=5 --if-exists del-br sbovs0 2>/dev/null
+    fi
+    for f in ovs-vswitchd ovsdb-server; do
+        [ -s "$OVS_DIR/$f.pid" ] || continue
+        pid=$(cat "$OVS_DIR/$f.pid")
+        grep -q "^$pid " "$PIDS_FILE" 2>/dev/null && stop_pid "$pid" 5
+    done
+    rm -rf "$OVS_DIR"
+}
+
 # ------------------------------------------------------------------ teardown
 teardown() {
     local s
@@ -415,7 +491,15 @@ write_env() {
         echo "repo: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null) $(git -C "$ROOT" status --porcelain -- src native bin 2>/dev/null | wc -l) changed files under src/native/bin"
         echo "knobs: BENCH_ROUNDS=$ROUNDS BENCH_SYSTEMS='$SYSTEMS' BENCH_TCP_T=$TCP_T BENCH_PPS_T=$PPS_T BENCH_PING_N=$PING_N BENCH_PING_I=$PING_I BENCH_METRICS='$METRICS'"
         echo "loadavg at start: $(cat /proc/loadavg)"
+        echo "machine busy in the 2 s before start: ${IDLE_CHECK}% (other load skews every figure)"
     } >"$OUT/env.txt"
+}
+
+idle_check() { # busy % of the whole machine over 2 s, before anything starts
+    local b0 b1; b0=$(busy_ticks); sleep 2; b1=$(busy_ticks)
+    IDLE_CHECK=$(echo "$b0 $b1" | awk '{ if ($4 > $2) printf "%.0f", ($3 - $1) / ($4 - $2) * 100; else print 0 }')
+    [ "$IDLE_CHECK" -gt 10 ] && log "warning: the machine is already ${IDLE_CHECK}% busy; results will be noisy"
+    return 0
 }
 
 CLEANUP_ON_EXIT=0
@@ -438,6 +522,7 @@ main_run() {
     build_cgen
     mkdir -p "$OUT/json" "$OUT/logs"
     rm -f "$OUT"/json/*.json* "$OUT"/logs/*
+    idle_check
     CSV=$OUT/raw.csv
     echo "round,system,metric,value" >"$CSV"
     : >"$OUT/notes.txt"

@@ -54,20 +54,22 @@ export function pseudoHeaderSum(src: number, dst: number, protocol: number, leng
 
 /**
  * RFC 1624 eqn. 3, HC' = ~(~HC + ~m + m'): the checksum after one 16-bit word of the
- * covered data changed from `oldWord` to `newWord`, without rereading the data. A UDP
- * caller must still turn a result of 0 into 0xffff.
+ * covered data changed from `oldWord` to `newWord`, without rereading the data.
+ * Never returns 0 (see adjusted()), so UDP needs no special case.
  */
 export function checksumAdjust16(csum: number, oldWord: number, newWord: number): number {
-  return ~foldSum((~csum & 0xffff) + (~oldWord & 0xffff) + (newWord & 0xffff)) & 0xffff
+  return adjusted((~csum & 0xffff) + (~oldWord & 0xffff) + (newWord & 0xffff))
+}
+
+// Eqn. 3 yields 0 when the new data sums to zero. If the data is all zeros (an echo reply
+// with id, seq and payload 0) only 0xffff verifies; otherwise 0 and 0xffff both do.
+function adjusted(sum: number): number {
+  return ~foldSum(sum) & 0xffff || 0xffff
 }
 
 /** {@link checksumAdjust16} for a 32-bit field, such as an IPv4 address rewritten by NAT. */
 export function checksumAdjust32(csum: number, oldValue: number, newValue: number): number {
-  return ~foldSum(
-    (~csum & 0xffff) +
-      (~(oldValue >>> 16) & 0xffff) +
-      (~oldValue & 0xffff) +
-      (newValue >>> 16) +
-      (newValue & 0xffff),
-  ) & 0xffff
+  return adjusted(
+    (~csum & 0xffff) + (~(oldValue >>> 16) & 0xffff) + (~oldValue & 0xffff) + (newValue >>> 16) + (newValue & 0xffff),
+  )
 }

@@ -31,6 +31,7 @@ export interface DhcpNetworkConfig {
 
 /** A DhcpNetworkConfig that cannot be served. */
 export class InvalidDhcpConfigError extends Error {
+  override readonly name = 'InvalidDhcpConfigError'
   readonly code = 'INVALID_DHCP_CONFIG'
   constructor(readonly field: string, readonly problem: string) {
     super(`invalid DHCP config: ${field} ${problem}`)

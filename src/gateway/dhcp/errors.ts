@@ -7,6 +7,7 @@
 
 /** A BOOTP/DHCP message that cannot be decoded or breaks a MUST of RFC 2131/2132. */
 export class MalformedDhcpError extends Error {
+  override readonly name = 'MalformedDhcpError'
   readonly code = 'MALFORMED_DHCP'
   /** What is wrong, in a few words (also the message). */
   readonly reason: string

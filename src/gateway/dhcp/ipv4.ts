@@ -8,6 +8,7 @@
 
 /** A dotted-quad address that failed to parse. */
 export class InvalidIpv4Error extends Error {
+  override readonly name = 'InvalidIpv4Error'
   readonly code = 'INVALID_IPV4'
   constructor(readonly input: string) {
     super(`invalid IPv4 address ${JSON.stringify(input)}: expected four decimal octets like 10.0.0.1`)

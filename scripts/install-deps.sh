@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Switchyard's demo, tests and benchmarks drive: iproute2 for
+# namespaces, ping/iperf3/dig/tcpdump for traffic, busybox for udhcpc. Idempotent and quiet
+# when everything is already there.
+set -euo pipefail
+need=()
+have() { command -v "$1" >/dev/null 2>&1; }
+have ip || need+=(iproute2)
+have ping || need+=(iputils-ping)
+have iperf3 || need+=(iperf3)
+have tcpdump || need+=(tcpdump)
+have dig || need+=(dnsutils)
+have ethtool || need+=(ethtool)
+have nsenter || need+=(util-linux)
+have busybox || need+=(busybox-static)
+have python3 || need+=(python3)
+have make || need+=(make)
+have g++ || need+=(g++)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing: ${need[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
