@@ -61,7 +61,7 @@ const has = (metric) => systems.some((s) => med(s, metric) !== null)
 function fmt (x) {
   if (x === null || x === undefined || !Number.isFinite(x)) return '-'
   const a = Math.abs(x)
-  if (a >= 100) return x.toFixed(0)
+  if (Number.isInteger(x) || a >= 100) return x.toFixed(0)
   if (a >= 10) return x.toFixed(1)
   if (a >= 0.1 || a === 0) return x.toFixed(2)
   return x.toPrecision(2)

@@ -66,6 +66,7 @@ export class InvalidIpv4Error extends Error {
   readonly code = 'INVALID_IPV4'
   constructor(readonly input: string) {
     super(`invalid IPv4 address ${JSON.stringify(input)}: expected four decimal octets like 10.0.0.1`)
+    this.name = 'InvalidIpv4Error'
   }
 }
 

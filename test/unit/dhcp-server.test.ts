@@ -356,6 +356,7 @@ t.test('malformed requests are counted drops', async (t) => {
     ['broadcast chaddr', client(DhcpMessageType.DISCOVER, BROADCAST_MAC)],
     ['zero chaddr', client(DhcpMessageType.DISCOVER, 0)],
     ['not DHCP at all', new Uint8Array(300)],
+    ['oversize', Uint8Array.from([...client(DhcpMessageType.DISCOVER, A), ...new Uint8Array(1200)])],
     ['empty', new Uint8Array(0)],
   ]
   for (const [name, payload] of cases) {
