@@ -8,7 +8,7 @@
  *   const ip = ipv4.decode(eth.payload)
  *   const dgram = udp.decode(ip.payload, 0, undefined, { src: ip.src, dst: ip.dst })
  */
-export * from './errors.js'
+export { MalformedPacketError, type MalformedReason, type PacketLayer } from './errors.js'
 export * from './checksum.js'
 export * from './mac.js'
 export * as vnet from './vnet.js'

@@ -7,7 +7,7 @@
  *     router: '10.0.0.1', dnsServers: ['10.0.0.1'], leaseSeconds: 3600 }
  *   checkDhcpConfig(net)   // throws InvalidDhcpConfigError
  */
-import { tryIpv4ToNumber } from './ipv4.js'
+import { tryParseIpv4 } from './ipv4.js'
 
 /** DHCP settings of one network. */
 export interface DhcpNetworkConfig {
@@ -46,12 +46,12 @@ function isContiguousMask(m: number): boolean {
 
 /** Throws InvalidDhcpConfigError naming the first bad field. */
 export function checkDhcpConfig(net: DhcpNetworkConfig): void {
-  if (tryIpv4ToNumber(net.serverIp) === undefined) throw new InvalidDhcpConfigError('serverIp', `${JSON.stringify(net.serverIp)} is not an IPv4 address`)
-  const mask = tryIpv4ToNumber(net.subnetMask)
+  if (tryParseIpv4(net.serverIp) === undefined) throw new InvalidDhcpConfigError('serverIp', `${JSON.stringify(net.serverIp)} is not an IPv4 address`)
+  const mask = tryParseIpv4(net.subnetMask)
   if (mask === undefined || !isContiguousMask(mask)) throw new InvalidDhcpConfigError('subnetMask', `${JSON.stringify(net.subnetMask)} is not a netmask like 255.255.255.0`)
-  if (net.router !== '' && tryIpv4ToNumber(net.router) === undefined) throw new InvalidDhcpConfigError('router', `${JSON.stringify(net.router)} is not an IPv4 address (use '' for none)`)
+  if (net.router !== '' && tryParseIpv4(net.router) === undefined) throw new InvalidDhcpConfigError('router', `${JSON.stringify(net.router)} is not an IPv4 address (use '' for none)`)
   for (const d of net.dnsServers) {
-    if (tryIpv4ToNumber(d) === undefined) throw new InvalidDhcpConfigError('dnsServers', `entry ${JSON.stringify(d)} is not an IPv4 address`)
+    if (tryParseIpv4(d) === undefined) throw new InvalidDhcpConfigError('dnsServers', `entry ${JSON.stringify(d)} is not an IPv4 address`)
   }
   if (net.dnsServers.length > 63) throw new InvalidDhcpConfigError('dnsServers', 'has more than 63 entries')
   if (net.domainName !== undefined && !/^[\x21-\x7e]{1,253}$/.test(net.domainName)) {

@@ -15,7 +15,6 @@
  */
 export * from './codec.js'
 export * from './config.js'
-export * from './ipv4.js'
 export { readClientRequest, DEFAULT_MAX_REPLY, type ClientRequest } from './request.js'
 export { DhcpServer, type DhcpLeaseBackend, type DhcpCounters, type DhcpServerInit, type DhcpReply } from './server.js'
 export { MemoryLeaseBackend, type MemoryLease, type MemoryLeaseBackendInit } from './memory-backend.js'

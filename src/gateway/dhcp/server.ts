@@ -12,7 +12,7 @@ import { macToString } from '../../packet/mac.js'
 import { decode } from './codec.js'
 import { checkDhcpConfig, type DhcpNetworkConfig } from './config.js'
 import { MalformedDhcpError } from './errors.js'
-import { inSubnet, tryIpv4ToNumber } from './ipv4.js'
+import { inSubnet, tryParseIpv4 } from './ipv4.js'
 import { DhcpMessageType } from './options.js'
 import { informReply, leaseReply, nakReply, type DhcpReply } from './reply.js'
 import { readClientRequest, type ClientRequest } from './request.js'
@@ -150,7 +150,7 @@ export class DhcpServer {
       this.log(`DHCP ${networkId}: no offer for ${macToString(req.mac)}: ${r.error}`)
       return this.ignore()
     }
-    if (tryIpv4ToNumber(r.address) === undefined || !inSubnet(r.address, net.serverIp, net.subnetMask)) {
+    if (tryParseIpv4(r.address) === undefined || !inSubnet(r.address, net.serverIp, net.subnetMask)) {
       this.log(`DHCP ${networkId}: backend offered ${JSON.stringify(r.address)} to ${macToString(req.mac)}, not on ${net.serverIp}/${net.subnetMask}`)
       return this.ignore()
     }
