@@ -58,6 +58,7 @@ program
   .option('--fdb-max <n>', 'most MAC table entries in all', int('--fdb-max', 1, 16_777_216), 65536)
   .option('--fdb-port-max <n>', 'most MAC table entries learned on one port', int('--fdb-port-max', 1, 16_777_216), 4096)
   .option('--aging <seconds>', 'MAC table aging time', int('--aging', 1, 1_000_000), 300)
+  .option('--dns <ip[:port]>', 'upstream resolver for the embedded DNS (repeatable; default: the host\'s)', collect)
   .action(async (o) => {
     if (!isLevel(o.logLevel)) throw new CliError(`--log-level must be debug, info, warn or error, not "${o.logLevel}"`)
     const log = createLogger({ level: o.logLevel })
@@ -70,6 +71,7 @@ program
       fdbCapacity: o.fdbMax,
       fdbPortLimit: o.fdbPortMax,
       agingSeconds: o.aging,
+      dns: o.dns,
     })
     const stop = (sig: string) => {
       log.info('signal received, stopping', { signal: sig })

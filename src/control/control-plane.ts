@@ -12,6 +12,9 @@
  *   const sb = await cp.createSandbox({ name: 'web' })
  *   await cp.connect('blue', 'web', {})
  */
+import type { DhcpLeaseBackend } from '../gateway/dhcp/index.js'
+import { readHostResolvers, type Upstream } from '../gateway/dns/index.js'
+import { GatewayServices } from '../gateway/services.js'
 import { randomMac, parseMac, macToString } from '../packet/mac.js'
 import type { Store } from '../store/store.js'
 import type { Switch } from '../switch/switch.js'
@@ -67,7 +70,14 @@ export interface ControlPlaneOptions {
   hostRoutes?: () => Cidr[]
   /** Nameservers written into sandboxes' resolv.conf; default: the network's gateway. */
   resolvConf?: (net: NetworkRecord) => string
+  /** Where the embedded DNS forwards names it does not know; default: the host's resolv.conf. */
+  upstreams?: Upstream[]
 }
+
+/** An offer not taken up within this time is withdrawn. */
+const OFFER_MS = 60_000
+/** An address a client declined (found in use) stays out of circulation this long. */
+const DECLINE_MS = 600_000
 
 interface NetState {
   rec: NetworkRecord
@@ -76,7 +86,7 @@ interface NetState {
 
 export const DEFAULT_MTU = 1500
 
-export class ControlPlane {
+export class ControlPlane implements DhcpLeaseBackend {
   private readonly store: Store
   private readonly sw: Switch
   private readonly log: Logger
@@ -87,6 +97,8 @@ export class ControlPlane {
   private readonly ports = new Map<string, PortRecord>()
   private queue: Promise<unknown> = Promise.resolve()
   private readonly resolvConf: (net: NetworkRecord) => string
+  readonly gateway: GatewayServices
+  private readonly leaseSweeper: NodeJS.Timeout
 
   constructor(opts: ControlPlaneOptions) {
     this.store = opts.store
@@ -94,6 +106,9 @@ export class ControlPlane {
     this.log = opts.log
     this.hostRoutes = opts.hostRoutes ?? readHostRoutes
     this.resolvConf = opts.resolvConf ?? ((net) => `# written by switchyard for network ${net.name}\nnameserver ${net.gateway}\noptions ndots:0\n`)
+    this.gateway = new GatewayServices({ sw: this.sw, upstreams: opts.upstreams ?? readHostResolvers(), leases: this, log: this.log })
+    this.leaseSweeper = setInterval(() => this.expireLeases(Date.now()), 5000)
+    this.leaseSweeper.unref()
   }
 
   /** Runs mutations one at a time. */
@@ -112,6 +127,7 @@ export class ControlPlane {
         const pool = AddressPool.fromJSON(rec.ipam)
         this.nets.set(rec.id, { rec, pool })
         this.sw.addNetwork(rec.id, { mtu: rec.mtu })
+        this.gateway.attach(gatewayNetwork(rec))
       } catch (e) {
         this.log.error('skipping network record that does not load', { id: rec.id, error: String(e) })
       }
@@ -123,6 +139,8 @@ export class ControlPlane {
         continue
       }
       this.endpoints.set(rec.id, rec)
+      this.register(rec)
+      if (rec.lease) continue // lives on a bare port, restored below
       const sb = rec.sandboxId ? this.sandboxes.get(rec.sandboxId) : undefined
       try {
         if (sb && rec.ifname) this.sw.addTapPort(rec.tap, rec.networkId, { persist: true, attachOnly: true, netnsPath: sb.netnsPath, device: rec.ifname })
@@ -193,6 +211,7 @@ export class ControlPlane {
     const st = { rec, pool }
     this.nets.set(rec.id, st)
     this.sw.addNetwork(rec.id, { mtu })
+    this.gateway.attach(gatewayNetwork(rec))
     this.log.info('network created', { network: rec.name, id: rec.id, subnet: rec.subnet })
     return this.networkView(st)
   }
@@ -206,9 +225,7 @@ export class ControlPlane {
         const names = [...eps.map((e) => e.name), ...ports.map((p) => p.name)]
         throw conflict('NETWORK_IN_USE', `network "${n.rec.name}" is in use by ${names.join(', ')}; disconnect or remove them first`)
       }
-      this.store.delete(KIND.network, n.rec.id)
-      this.nets.delete(n.rec.id)
-      this.sw.removeNetwork(n.rec.id)
+      this.dropNetwork(n)
       this.log.info('network removed', { network: n.rec.name })
     })
   }
@@ -221,13 +238,18 @@ export class ControlPlane {
         if (keep.includes(n.rec.name)) continue
         if ([...this.endpoints.values()].some((e) => e.networkId === n.rec.id)) continue
         if ([...this.ports.values()].some((p) => p.networkId === n.rec.id)) continue
-        this.store.delete(KIND.network, n.rec.id)
-        this.nets.delete(n.rec.id)
-        this.sw.removeNetwork(n.rec.id)
+        this.dropNetwork(n)
         removed.push(n.rec.name)
       }
       return removed
     })
+  }
+
+  private dropNetwork(n: NetState): void {
+    this.store.delete(KIND.network, n.rec.id)
+    this.nets.delete(n.rec.id)
+    this.gateway.detach(n.rec.id)
+    this.sw.removeNetwork(n.rec.id)
   }
 
   listNetworks() {
@@ -279,6 +301,7 @@ export class ControlPlane {
     return this.serial(() => {
       const rec = this.ports.get(name)
       if (!rec) throw notFound('port', name)
+      for (const ep of [...this.endpoints.values()].filter((e) => e.lease && e.tap === name)) this.dropLease(ep)
       this.store.delete(KIND.port, name)
       this.ports.delete(name)
       if (this.sw.hasPort(name)) this.sw.removePort(name, true)
@@ -466,6 +489,7 @@ export class ControlPlane {
     } else if (sb.owned && !this.hasOtherEndpoints(sb, ep)) {
       netns.writeResolvConf(sb.name, this.resolvConf(n.rec))
     }
+    this.register(ep)
     this.log.info('endpoint connected', { endpoint: ep.name, sandbox: sb.name, network: n.rec.name, ifname, address: ep.address })
   }
 
@@ -481,6 +505,7 @@ export class ControlPlane {
     if (sb && ep.ifname && netns.netnsExists(sb.netnsPath)) {
       hadDefault = (await netns.defaultRoute(sb.netnsPath).catch(() => undefined))?.dev === ep.ifname
     }
+    this.unregister(ep)
     if (this.sw.hasPort(ep.tap)) this.sw.removePort(ep.tap, true)
     // A persistent TAP whose fd we never got back (daemon restarted, device elsewhere) must still go.
     if (sb && ep.ifname && netns.netnsExists(sb.netnsPath) && (await netns.linkExists(sb.netnsPath, ep.ifname))) {
@@ -521,10 +546,139 @@ export class ControlPlane {
     return r
   }
 
+  // ---- DHCP leases (DhcpLeaseBackend) ---------------------------------------------------
+
+  /** DNS names of an endpoint: its sandbox's name, its aliases, a DHCP client's hostname. */
+  private names(ep: EndpointRecord): string[] {
+    const sb = ep.sandboxId ? this.sandboxes.get(ep.sandboxId) : undefined
+    return [...(sb ? [sb.name] : []), ...ep.aliases, ...(ep.lease?.hostname ? [ep.lease.hostname] : [])]
+  }
+
+  private register(ep: EndpointRecord): void {
+    if (ep.lease && ep.lease.state !== 'bound') return
+    if (!ep.lease && !ep.sandboxId) return
+    this.gateway.addEndpoint(ep.networkId, ep.id, ep.address.split('/')[0], this.names(ep))
+  }
+
+  private unregister(ep: EndpointRecord): void {
+    if (ep.lease && ep.lease.state !== 'bound') return
+    if (!ep.lease && !ep.sandboxId) return
+    this.gateway.removeEndpoint(ep.networkId, ep.id, ep.address.split('/')[0])
+  }
+
+  private endpointByMac(networkId: string, mac: number): EndpointRecord | undefined {
+    const m = macToString(mac)
+    return [...this.endpoints.values()].find((e) => e.networkId === networkId && e.mac === m && e.lease?.state !== 'declined')
+  }
+
+  offer(networkId: string, mac: number, requested: string | undefined, hostname: string | undefined): { address: string } | { error: string } {
+    const n = this.nets.get(networkId)
+    if (!n) return { error: 'unknown network' }
+    const known = this.endpointByMac(networkId, mac)
+    if (known) {
+      if (known.lease?.state === 'offered') known.lease.expiresAt = Date.now() + OFFER_MS
+      return { address: known.address.split('/')[0] }
+    }
+    const portName = this.sw.ports.names[this.gateway.dhcpPort]
+    if (!portName || !this.ports.has(portName)) return { error: 'DHCP is served on bare ports (switchyard port add); sandboxes get static addresses' }
+    let addr: string
+    try {
+      addr = requested && !n.pool.isAllocated(requested) && !n.pool.isReserved(requested) ? n.pool.allocate(requested) : n.pool.allocate()
+    } catch {
+      try {
+        addr = n.pool.allocate()
+      } catch (e) {
+        return { error: (e as Error).message }
+      }
+    }
+    const macStr = macToString(mac)
+    const rec: EndpointRecord = {
+      id: newId(),
+      name: `${n.rec.name}-${macStr.replace(/:/g, '')}`,
+      networkId,
+      tap: portName,
+      mac: macStr,
+      address: `${addr}/${parseCidr(n.rec.subnet).prefix}`,
+      aliases: [],
+      lease: { state: 'offered', expiresAt: Date.now() + OFFER_MS, ...(hostname ? { hostname } : {}) },
+      createdAt: new Date().toISOString(),
+    }
+    try {
+      this.commitEndpoint(n, rec)
+    } catch (e) {
+      n.pool.release(addr)
+      return { error: (e as Error).message }
+    }
+    this.endpoints.set(rec.id, rec)
+    this.log.info('dhcp offer', { network: n.rec.name, mac: macStr, address: addr, port: portName })
+    return { address: addr }
+  }
+
+  commit(networkId: string, mac: number, address: string, leaseSeconds: number, hostname: string | undefined): boolean {
+    const ep = this.endpointByMac(networkId, mac)
+    if (!ep || ep.address.split('/')[0] !== address) return false
+    if (!ep.lease) return true // a static endpoint asking for its own address
+    this.unregister(ep)
+    ep.lease = { state: 'bound', expiresAt: Date.now() + leaseSeconds * 1000, ...(hostname ? { hostname } : ep.lease.hostname ? { hostname: ep.lease.hostname } : {}) }
+    this.store.put(KIND.endpoint, ep.id, ep)
+    this.register(ep)
+    return true
+  }
+
+  release(networkId: string, mac: number, address: string): void {
+    const ep = this.endpointByMac(networkId, mac)
+    if (ep?.lease && ep.address.split('/')[0] === address) this.dropLease(ep)
+  }
+
+  decline(networkId: string, mac: number, address: string): void {
+    const ep = this.endpointByMac(networkId, mac)
+    if (!ep?.lease || ep.address.split('/')[0] !== address) return
+    // Keep the address allocated, owned by nobody, until it is safe to hand out again.
+    this.unregister(ep)
+    ep.lease = { state: 'declined', expiresAt: Date.now() + DECLINE_MS }
+    ep.name = `declined-${address}-${ep.id.slice(0, 8)}`
+    this.store.put(KIND.endpoint, ep.id, ep)
+  }
+
+  forgetOffer(networkId: string, mac: number, address: string): void {
+    const ep = this.endpointByMac(networkId, mac)
+    if (ep?.lease?.state === 'offered' && ep.address.split('/')[0] === address) this.dropLease(ep)
+  }
+
+  /** Removes leases past their time (offers not taken, leases not renewed, declines served). */
+  expireLeases(now: number): number {
+    let n = 0
+    for (const ep of [...this.endpoints.values()]) {
+      if (ep.lease && ep.lease.expiresAt < now) {
+        this.dropLease(ep)
+        n++
+      }
+    }
+    return n
+  }
+
+  private dropLease(ep: EndpointRecord): void {
+    const n = this.nets.get(ep.networkId)!
+    this.unregister(ep)
+    n.pool.release(ep.address.split('/')[0])
+    n.rec.ipam = n.pool.toJSON()
+    this.store.transaction(() => {
+      this.store.delete(KIND.endpoint, ep.id)
+      this.store.put(KIND.network, n.rec.id, n.rec)
+    })
+    this.endpoints.delete(ep.id)
+  }
+
   /** Stops the data plane without touching persistent devices: they outlive a restart. */
   shutdown(): void {
+    clearInterval(this.leaseSweeper)
+    this.gateway.close()
     this.sw.close((name) => !this.ports.has(name) && ![...this.endpoints.values()].some((e) => e.tap === name))
   }
+}
+
+function gatewayNetwork(rec: NetworkRecord) {
+  return { id: rec.id, name: rec.name, gateway: rec.gateway, prefix: parseCidr(rec.subnet).prefix, mtu: rec.mtu, internal: rec.internal, options: rec.options }
 }
 
 function parseCidrField(s: string, field: string): Cidr {

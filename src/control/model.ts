@@ -37,7 +37,16 @@ export interface EndpointRecord {
   sandboxId?: string
   /** Interface name inside the sandbox (eth0, eth1, ...). */
   ifname?: string
+  /** Set for addresses handed out by DHCP: the endpoint lives on a bare port (`tap` names it). */
+  lease?: LeaseInfo
   createdAt: string
+}
+
+export interface LeaseInfo {
+  state: 'offered' | 'bound' | 'declined'
+  /** Milliseconds since the epoch. */
+  expiresAt: number
+  hostname?: string
 }
 
 export interface SandboxRecord {

@@ -10,6 +10,7 @@ import path from 'node:path'
 import { ApiServer } from '../api/server.js'
 import { registerRoutes } from '../api/routes.js'
 import { ControlPlane } from '../control/control-plane.js'
+import type { Upstream } from '../gateway/dns/index.js'
 import { TapIo } from '../dataplane/tap-port.js'
 import { openSqliteStore } from '../store/store.js'
 import { Switch } from '../switch/switch.js'
@@ -29,6 +30,8 @@ export interface DaemonOptions {
   fdbCapacity?: number
   fdbPortLimit?: number
   agingSeconds?: number
+  /** Upstream resolvers for the embedded DNS (default: the host's resolv.conf). */
+  dns?: string[]
   log?: Logger
 }
 
@@ -58,7 +61,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     log,
     fdb: { capacity: opts.fdbCapacity, portLimit: opts.fdbPortLimit, agingMs: opts.agingSeconds === undefined ? undefined : opts.agingSeconds * 1000 },
   })
-  const cp = new ControlPlane({ store, sw, log })
+  const cp = new ControlPlane({ store, sw, log, upstreams: opts.dns?.map(parseUpstream) })
   const api = new ApiServer(log)
   try {
     await cp.restore()
@@ -88,6 +91,13 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
       return stopping
     },
   }
+}
+
+/** `IP` or `IP:PORT` (a test's own resolver listens on a high port). */
+function parseUpstream(s: string): Upstream {
+  const m = /^(\d+\.\d+\.\d+\.\d+)(?::(\d+))?$/.exec(s)
+  if (!m) throw new DaemonStartError(`--dns takes IP or IP:PORT, got "${s}"`)
+  return { host: m[1], port: m[2] ? Number(m[2]) : 53 }
 }
 
 /** One daemon per state directory: a second one would corrupt the first one's devices. */

@@ -60,4 +60,5 @@ export class TapIo {
   }
 
   writeBatch = native.writeBatch
+  writeFrame = native.writeFrame
 }

@@ -12,7 +12,7 @@ import { PORT_GONE_ERRNOS, type TapIo, type TapOpenOptions } from '../dataplane/
 import { macToString } from '../packet/mac.js'
 import { errnoName } from '../util/errno.js'
 import type { Logger } from '../util/log.js'
-import { CounterTable, type PortCounters } from './counters.js'
+import { C, CounterTable, type PortCounters } from './counters.js'
 import { Forwarder, type LocalStack } from './forwarder.js'
 import { MacTable, type MacTableOptions } from './mac-table.js'
 import { PORT_GONE, PORT_UP, PortTable } from './ports.js'
@@ -166,6 +166,19 @@ export class Switch {
     this.byName.delete(name)
     this.ports.release(p)
     this.log?.info('port removed', { port: name })
+  }
+
+  /** Writes one frame the switch made itself (gateway replies) to a port, counting it. */
+  sendFrame = (port: number, buf: Uint8Array, len: number): boolean => {
+    if (this.ports.state[port] !== PORT_UP) return false
+    const r = this.io.writeFrame(this.ports.fd[port], buf, 0, len)
+    if (r < 0) {
+      this.counters.add(port, C.DROP_TX_ERROR, 1)
+      return false
+    }
+    this.counters.add(port, C.TX_PACKETS, 1)
+    this.counters.add(port, C.TX_BYTES, r - this.ports.hdr[port])
+    return true
   }
 
   hasPort(name: string): boolean {

@@ -110,7 +110,7 @@ class FakeUpstream {
   }
 }
 
-function query(name: string, type = TYPE.A, id = 1000, edns = 0): Uint8Array {
+function query(name: string, type: number = TYPE.A, id = 1000, edns = 0): Uint8Array {
   const additionals: DnsRecord[] = edns ? [{ name: '', type: TYPE.OPT, class: edns, ttl: 0, data: new Uint8Array(0) }] : []
   return encode({ id, flags: FLAG.RD, questions: [{ name, type, class: CLASS.IN }], answers: [], authorities: [], additionals })
 }
@@ -286,13 +286,27 @@ t.test('a client over TCP is forwarded over TCP', async (t) => {
   t.equal(ups[0].udpQueries, 0)
 })
 
-t.test('EDNS: OPT relayed to EDNS clients, stripped for others from the cache', async (t) => {
+t.test('EDNS: OPT relayed to EDNS clients; from the cache, stripped or replaced by ours', async (t) => {
   const { server } = await fixture(t, 1)
-  const e = await askMsg(server, PUBLIC, query('edns.example', TYPE.A, 1, 1232))
-  t.equal(e.additionals.at(-1)?.type, TYPE.OPT)
+  // Client A sends a COOKIE option (code 10); the fake upstream echoes the OPT as is.
+  const cookieA = new Uint8Array([0, 10, 0, 8, 1, 1, 1, 1, 1, 1, 1, 1])
+  const withCookie = encode({
+    id: 5,
+    flags: FLAG.RD,
+    questions: [{ name: 'edns.example', type: TYPE.A, class: CLASS.IN }],
+    answers: [],
+    authorities: [],
+    additionals: [{ name: '', type: TYPE.OPT, class: 1232, ttl: 0, data: cookieA }],
+  })
+  const e = await askMsg(server, PUBLIC, withCookie)
+  t.same(e.additionals.at(-1)?.data, cookieA, 'direct relay: the client gets its own cookie back')
   const plain = await askMsg(server, PUBLIC, query('edns.example'))
-  t.equal(plain.additionals.length, 0)
-  t.equal(server.counters.cacheHits, 1)
+  t.equal(plain.additionals.length, 0, 'no OPT for a client without EDNS')
+  const other = await askMsg(server, PUBLIC, query('edns.example', TYPE.A, 6, 4096))
+  t.equal(other.additionals.length, 1)
+  t.equal(other.additionals[0].type, TYPE.OPT)
+  t.same(other.additionals[0].data, new Uint8Array(0), "never another client's cookie")
+  t.equal(server.counters.cacheHits, 2)
 })
 
 t.test('per-network upstreams replace the default ones, with their own cache entries', async (t) => {

@@ -17,6 +17,7 @@
  * plane; the per-query path uses `parseQuery`, `MessageCursor` and `WireWriter` directly.
  */
 
+/** Bytes in a DNS header; compression pointers below this are invalid. */
 export const HEADER_SIZE = 12
 /** Largest DNS message (TCP length prefix is 16 bits). */
 export const MAX_MESSAGE = 65535
@@ -31,6 +32,7 @@ const MAX_POINTER_HOPS = 127
 /** An OPT record: root name (1) + type, class, ttl, rdlength (10) with no options. */
 export const OPT_RECORD_SIZE = 11
 
+/** Record types this codec knows by name (others pass as opaque rdata). */
 export const TYPE = {
   A: 1,
   NS: 2,
@@ -49,8 +51,10 @@ export const TYPE = {
   ANY: 255,
 } as const
 
+/** Record classes. */
 export const CLASS = { IN: 1, CH: 3, ANY: 255 } as const
 
+/** Response codes. */
 export const RCODE = {
   NOERROR: 0,
   FORMERR: 1,
@@ -73,6 +77,7 @@ export const FLAG = {
   CD: 0x0010,
 } as const
 
+/** The only opcode we serve; others get NOTIMP. */
 export const OPCODE_QUERY = 0
 
 /** Opcode from a flags word. */
@@ -332,6 +337,7 @@ export class MessageCursor {
     this.left = 0
     this.qname = ''
     this.qtype = this.qclass = this.qnameEnd = this.questionEnd = 0
+    this.start = this.type = this.class = this.ttl = this.ttlOffset = this.rdataOffset = this.rdlength = this.end = 0
     this.id = r.u16()
     this.flags = r.u16()
     this.qdcount = r.u16()
@@ -407,7 +413,10 @@ export interface ParsedQuery {
   questionEnd: number
   /** Client's EDNS0 UDP payload size, 0 when the query has no OPT record. */
   ednsSize: number
+  /** EDNS version from the OPT record (only 0 is served). */
   ednsVersion: number
+  /** End of the last record parsed: the query without trailing garbage. */
+  messageEnd: number
 }
 
 const queryCursor = new MessageCursor()
@@ -429,6 +438,7 @@ export function parseQuery(buf: Uint8Array): ParsedQuery {
     questionEnd: 0,
     ednsSize: 0,
     ednsVersion: 0,
+    messageEnd: 0,
   }
   if (buf.length < HEADER_SIZE) return bad(q, 'drop', 'TRUNCATED')
   q.id = (buf[0] << 8) | buf[1]
@@ -444,7 +454,9 @@ export function parseQuery(buf: Uint8Array): ParsedQuery {
   q.qclass = c.qclass
   q.questionEnd = c.questionEnd
   let opts = 0
+  q.messageEnd = c.questionEnd
   while (c.next()) {
+    q.messageEnd = c.end
     if (c.type !== TYPE.OPT) continue
     if (c.section !== SECTION.ADDITIONAL || buf[c.start] !== 0 || ++opts > 1) return bad(q, 'formerr', 'BAD_OPT')
     if (!optionsWellFormed(buf, c.rdataOffset, c.end)) return bad(q, 'formerr', 'BAD_OPT')
@@ -554,6 +566,23 @@ export function removeOpt(buf: Uint8Array): Uint8Array {
   out.set(buf.subarray(0, start), 0)
   out.set(buf.subarray(end), start)
   const ar = ((out[10] << 8) | out[11]) - 1
+  out[10] = ar >>> 8
+  out[11] = ar & 0xff
+  return out
+}
+
+/**
+ * A copy of the message with our own OPT record (no options) appended, for answers served
+ * from the cache: the upstream's OPT may carry another client's COOKIE, which a client
+ * must reject (RFC 7873 5.3). Call `removeOpt` first.
+ */
+export function appendOpt(buf: Uint8Array): Uint8Array {
+  const out = new Uint8Array(buf.length + OPT_RECORD_SIZE)
+  out.set(buf, 0)
+  const w = new WireWriter(OPT_RECORD_SIZE)
+  writeOpt(w)
+  out.set(w.buf, buf.length)
+  const ar = ((out[10] << 8) | out[11]) + 1
   out[10] = ar >>> 8
   out[11] = ar & 0xff
   return out
@@ -812,6 +841,7 @@ export function parseIPv6(s: string): Uint8Array | null {
   return out
 }
 
+/** Dotted-quad text of four bytes at `off`. */
 export function formatIPv4(b: Uint8Array, off = 0): string {
   return `${b[off]}.${b[off + 1]}.${b[off + 2]}.${b[off + 3]}`
 }
@@ -850,11 +880,13 @@ export interface DnsQuestion {
   class: number
 }
 
+/** MX rdata. */
 export interface MxData {
   preference: number
   exchange: string
 }
 
+/** SRV rdata (RFC 2782). */
 export interface SrvData {
   priority: number
   weight: number
@@ -862,6 +894,7 @@ export interface SrvData {
   target: string
 }
 
+/** SOA rdata; `minimum` bounds negative caching (RFC 2308). */
 export interface SoaData {
   mname: string
   rname: string

@@ -29,11 +29,13 @@ export interface DnsLogger {
   warn(msg: string, fields?: Record<string, unknown>): void
 }
 
+/** How `forward` behaves. */
 export interface ForwardOptions {
   /** Per-upstream timeout, for each attempt (UDP, and TCP after a truncated UDP answer). */
   timeoutMs: number
   /** Aborts the forward (closing its socket); the promise then resolves null. */
   signal?: AbortSignal
+  /** Gets a debug line per failed upstream attempt. */
   log?: DnsLogger
 }
 

@@ -17,6 +17,7 @@ import {
   RCODE,
   TYPE,
   WireWriter,
+  appendOpt,
   asciiLower,
   encodeErrorReply,
   parseQuery,
@@ -44,6 +45,7 @@ export interface DnsNetwork {
   domain?: string
 }
 
+/** What a DnsServer needs; everything but `records` and `upstreams` has a default. */
 export interface DnsServerOptions {
   /** The local name table. */
   records: DnsRecords
@@ -55,6 +57,7 @@ export interface DnsServerOptions {
   maxInFlight?: number
   /** Timeout per upstream attempt in milliseconds (default 2000). */
   timeoutMs?: number
+  /** Where failures and overload are reported (default: nowhere). */
   log?: DnsLogger
 }
 
@@ -283,7 +286,7 @@ export class DnsServer {
     const cached = this.cache.get(key)
     if (cached) {
       this.counters.cacheHits++
-      return this.relay(cached, query, q, transport, limit, reply)
+      return this.relay(cached, true, query, q, transport, limit, reply)
     }
     if (this.inFlight >= this.maxInFlight) {
       this.counters.refused++
@@ -292,7 +295,8 @@ export class DnsServer {
     }
     this.inFlight++
     this.counters.forwarded++
-    forward(upstreams, query, transport, { timeoutMs: this.timeoutMs, signal: this.stop.signal, log: this.log }).then(
+    // Forward only what we parsed: trailing garbage stays here.
+    forward(upstreams, query.subarray(0, q.messageEnd), transport, { timeoutMs: this.timeoutMs, signal: this.stop.signal, log: this.log }).then(
       (answer) => {
         this.inFlight--
         if (this.closed) return
@@ -302,7 +306,7 @@ export class DnsServer {
             return reply(encodeErrorReply(query, q, RCODE.SERVFAIL))
           }
           this.cache.put(key, answer)
-          this.relay(answer, query, q, transport, limit, reply)
+          this.relay(answer, false, query, q, transport, limit, reply)
         } catch (e) {
           this.counters.dropped++
           this.log?.warn('dns answer relay failed', { error: e instanceof Error ? e.message : String(e) })
@@ -317,11 +321,22 @@ export class DnsServer {
   }
 
   /** Sends an upstream (or cached) answer as if it answered this client's query. */
-  private relay(answer: Uint8Array, query: Uint8Array, q: ParsedQuery, transport: 'udp' | 'tcp', limit: number, reply: (answer: Uint8Array) => void): void {
+  private relay(
+    answer: Uint8Array,
+    fromCache: boolean,
+    query: Uint8Array,
+    q: ParsedQuery,
+    transport: 'udp' | 'tcp',
+    limit: number,
+    reply: (answer: Uint8Array) => void,
+  ): void {
     let out = answer
     setId(out, q.id)
     out[2] = (out[2] & ~(FLAG.RD >>> 8)) | ((q.flags & FLAG.RD) >>> 8)
-    if (q.ednsSize === 0) out = removeOpt(out)
+    // No OPT for clients that sent none (RFC 6891 7); a cached OPT is another client's
+    // (its COOKIE would be rejected), so cached answers get ours instead.
+    if (q.ednsSize === 0 || fromCache) out = removeOpt(out)
+    if (q.ednsSize > 0 && fromCache) out = appendOpt(out)
     // Echo the client's spelling of the name (a cached answer may carry another client's).
     if (sameQuestion(query, q.questionEnd, out, q.questionEnd)) out.set(query.subarray(12, q.questionEnd), 12)
     if (transport === 'udp') {
