@@ -17,11 +17,16 @@ const stringMap = { type: 'object', additionalProperties: { type: 'string', maxL
 const ipv4 = { type: 'string', maxLength: 15 }
 const cidr = { type: 'string', maxLength: 18 }
 
-const portCreate = compile<{ name: string; network?: string }>({
+const portCreate = compile<{ name: string; network?: string; netns?: string; ifname?: string }>({
   type: 'object',
   additionalProperties: false,
   required: ['name'],
-  properties: { name: { type: 'string', pattern: IFNAME_PATTERN }, network: { type: 'string', minLength: 1, maxLength: 128 } },
+  properties: {
+    name: { type: 'string', pattern: IFNAME_PATTERN },
+    network: { type: 'string', minLength: 1, maxLength: 128 },
+    netns: { type: 'string', minLength: 1, maxLength: 4096 },
+    ifname: { type: 'string', pattern: IFNAME_PATTERN },
+  },
 })
 
 const networkCreate = compile<{
@@ -114,7 +119,9 @@ export function registerRoutes(api: ApiServer, cp: ControlPlane, sw: Switch, def
   })
   api.route('POST', '/v1/ports', (r) => {
     const b = check(portCreate, r.body ?? {})
-    return cp.addPort(b.name, b.network ?? defaultNetwork)
+    // A bare name means /run/netns/NAME, as `ip netns` names them.
+    const netnsPath = b.netns === undefined ? undefined : b.netns.startsWith('/') ? b.netns : `/run/netns/${b.netns}`
+    return cp.addPort(b.name, b.network ?? defaultNetwork, { netnsPath, ifname: b.ifname })
   }, 201)
   api.route('DELETE', '/v1/ports/:name', async (r) => {
     await cp.removePort(r.params.name)

@@ -111,8 +111,10 @@ port
   .command('add <name>')
   .description('create TAP device NAME and put it on a network')
   .option('--network <network>', 'network name or ID', 'default')
+  .option('--netns <name|path>', 'move the device into this network namespace')
+  .option('--ifname <name>', 'its name there (default: NAME)')
   .action(async (name: string, o) => {
-    const p = await api<PortRow>('POST', '/v1/ports', { name, network: o.network })
+    const p = await api<PortRow>('POST', '/v1/ports', { name, network: o.network, ...(o.netns ? { netns: o.netns } : {}), ...(o.ifname ? { ifname: o.ifname } : {}) })
     out(g().format === 'json' ? renderObject(p) : p.name)
   })
 port

@@ -153,9 +153,10 @@ export class ControlPlane implements DhcpLeaseBackend {
       if (!this.nets.has(rec.networkId)) continue
       this.ports.set(rec.name, rec)
       try {
-        this.sw.addTapPort(rec.name, rec.networkId, { persist: true })
+        // Only re-attach: a device that is gone (or was moved by hand) must not be recreated elsewhere.
+        this.sw.addTapPort(rec.name, rec.networkId, { persist: true, attachOnly: true, netnsPath: rec.netnsPath, device: rec.ifname })
       } catch (e) {
-        this.log.warn('port device did not come back', { port: rec.name, error: String(e) })
+        this.log.warn('port device did not come back; remove the port or recreate it', { port: rec.name, error: String(e) })
       }
     }
     this.log.info('state restored', { networks: this.nets.size, endpoints: this.endpoints.size, sandboxes: this.sandboxes.size, ports: this.ports.size })
@@ -280,31 +281,43 @@ export class ControlPlane implements DhcpLeaseBackend {
 
   // ---- bare ports ----------------------------------------------------------------------
 
-  addPort(name: string, networkRef: string) {
-    return this.serial(() => {
+  /** Creates a TAP port; with `netnsPath` the device is moved there (renamed `ifname`) and found there again after a restart. */
+  addPort(name: string, networkRef: string, place: { netnsPath?: string; ifname?: string } = {}) {
+    return this.serial(async () => {
       const n = this.net(networkRef)
       if (this.ports.has(name) || this.sw.hasPort(name)) throw conflict('NAME_TAKEN', `a port named "${name}" already exists`)
-      const rec: PortRecord = { id: newId(), name, networkId: n.rec.id, createdAt: new Date().toISOString() }
+      if (place.ifname && !place.netnsPath) throw invalid('ifname needs netns', 'ifname')
+      if (place.netnsPath && !netns.netnsExists(place.netnsPath)) throw invalid(`network namespace ${place.netnsPath} does not exist`, 'netns')
+      const rec: PortRecord = {
+        id: newId(),
+        name,
+        networkId: n.rec.id,
+        ...(place.netnsPath ? { netnsPath: place.netnsPath, ifname: place.ifname ?? name } : {}),
+        createdAt: new Date().toISOString(),
+      }
       const info = this.sw.addTapPort(name, n.rec.id, { persist: true })
       try {
+        if (rec.netnsPath) await netns.moveLinkBare(name, rec.netnsPath, rec.ifname!)
         this.store.put(KIND.port, rec.name, rec)
       } catch (e) {
         this.sw.removePort(name, true)
         throw e
       }
       this.ports.set(name, rec)
-      return { ...info, network: n.rec.name }
+      return { ...info, network: n.rec.name, ...(rec.netnsPath ? { netnsPath: rec.netnsPath, ifname: rec.ifname } : {}) }
     })
   }
 
   removePort(name: string) {
-    return this.serial(() => {
+    return this.serial(async () => {
       const rec = this.ports.get(name)
       if (!rec) throw notFound('port', name)
       for (const ep of [...this.endpoints.values()].filter((e) => e.lease && e.tap === name)) this.dropLease(ep)
       this.store.delete(KIND.port, name)
       this.ports.delete(name)
       if (this.sw.hasPort(name)) this.sw.removePort(name, true)
+      else if (rec.netnsPath && netns.netnsExists(rec.netnsPath)) await netns.deleteLink(rec.netnsPath, rec.ifname!).catch(() => undefined)
+      else await netns.deleteLink(undefined, name).catch(() => undefined)
     })
   }
 

@@ -62,6 +62,9 @@ export interface PortRecord {
   id: string
   name: string
   networkId: string
+  /** Where the device was put when it is not in the host namespace, and its name there. */
+  netnsPath?: string
+  ifname?: string
   createdAt: string
 }
 

@@ -98,6 +98,14 @@ export async function moveLink(hostName: string, nsPath: string, cfg: InterfaceC
   await ip(['-n', ns, 'link', 'set', 'dev', cfg.ifname, 'up'])
 }
 
+/** Moves a host interface into a namespace under `ifname` and brings it up, with no address (a VM-like port). */
+export async function moveLinkBare(hostName: string, nsPath: string, ifname: string): Promise<void> {
+  const ns = await nameFor(nsPath)
+  await ip(['link', 'set', 'dev', hostName, 'netns', ns])
+  if (ifname !== hostName) await ip(['-n', ns, 'link', 'set', 'dev', hostName, 'name', ifname])
+  await ip(['-n', ns, 'link', 'set', 'dev', ifname, 'up'])
+}
+
 /** Interface names present in a sandbox. */
 export async function listLinks(nsPath: string): Promise<string[]> {
   const out = await ipIn(nsPath, ['-j', 'link', 'show'])

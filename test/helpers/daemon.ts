@@ -124,7 +124,8 @@ export class TestDaemon {
 /** Starts a daemon for test `t`; teardown cleans its objects and stops it. */
 export async function startDaemon(t: Test, args: string[] = []): Promise<TestDaemon> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sy-test-'))
-  const d = new TestDaemon(dir, args)
+  // Never forward a test's DNS queries to the host's real resolvers: nothing listens on port 9.
+  const d = new TestDaemon(dir, args.includes('--dns') ? args : [...args, '--dns', '127.0.0.1:9'])
   t.teardown(async () => {
     if (d.proc && d.proc.exitCode === null && d.proc.signalCode === null) await d.clean().catch(() => undefined)
     await d.stop()
