@@ -84,21 +84,29 @@ apt_download() { # PKG -> the .deb's path in $work/deb
 
 # --- kernel and e1000 module (kept across initramfs rebuilds) -------------------------
 if [ ! -s "$CACHE/kernel/vmlinuz" ] || [ ! -s "$CACHE/kernel/e1000.ko" ]; then
-  pkg=${VM_KERNEL_PKG:-}
-  if [ -z "$pkg" ]; then
-    pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-6\.1\.0-.*-amd64$/ {print $2; exit}')
-  fi
+  kernel_pkg() { # the linux-image-6.1.0-N-amd64 apt offers now
+    if [ -n "${VM_KERNEL_PKG:-}" ]; then echo "$VM_KERNEL_PKG"; return; fi
+    local p
+    p=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-6\.1\.0-.*-amd64$/ {print $2; exit}')
+    [ -n "$p" ] || p=$(apt-cache search '^linux-image-6\.1\.0-[0-9]+-amd64$' 2>/dev/null | awk '{print $1}' | sort -V | tail -n 1)
+    echo "$p"
+  }
+  pkg=$(kernel_pkg)
   if [ -z "$pkg" ]; then
     apt-get update -qq >/dev/null 2>&1 || true
     apt_updated=1
-    pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-6\.1\.0-.*-amd64$/ {print $2; exit}')
-  fi
-  if [ -z "$pkg" ]; then
-    pkg=$(apt-cache search '^linux-image-6\.1\.0-[0-9]+-amd64$' 2>/dev/null | awk '{print $1}' | sort -V | tail -n 1)
+    pkg=$(kernel_pkg)
   fi
   [ -n "$pkg" ] || die "apt offers no linux-image-6.1.0-*-amd64 package (is apt reachable? try apt-get update)"
   log "downloading $pkg"
-  deb=$(apt_download "$pkg")
+  if ! deb=$(apt_download "$pkg" 2>/dev/null); then
+    # Stale lists name a kernel the mirror no longer has: refresh and ask again.
+    apt-get update -qq >/dev/null 2>&1 || true
+    apt_updated=1
+    pkg=$(kernel_pkg)
+    log "retrying with $pkg after apt-get update"
+    deb=$(apt_download "$pkg")
+  fi
   mkdir -p "$work/kernel"
   dpkg-deb -x "$deb" "$work/kernel"
   vmlinuz=$(ls "$work"/kernel/boot/vmlinuz-* 2>/dev/null | head -n 1)
@@ -113,7 +121,7 @@ if [ ! -s "$CACHE/kernel/vmlinuz" ] || [ ! -s "$CACHE/kernel/e1000.ko" ]; then
     *) cp "$mod" "$work/e1000.ko" ;;
   esac
   # e1000 needs nothing else; fail loudly should a future kernel say otherwise.
-  deps=$(awk -F: '$1 ~ /\/e1000\.ko/ {print $2}' "$work/kernel/lib/modules/$kver/modules.dep" | tr -d ' ')
+  deps=$(grep -a -o 'depends=[[:alnum:]_,-]*' "$work/e1000.ko" | head -n 1 | cut -d= -f2)
   [ -z "$deps" ] || die "e1000 depends on modules this script does not pack: $deps"
   rm -rf "$CACHE/kernel"
   mkdir -p "$CACHE/kernel"
@@ -266,5 +274,6 @@ cp "$CACHE/kernel/vmlinuz" "$work/vmlinuz.new"
 mv "$work/vmlinuz.new" "$CACHE/vmlinuz"
 mv "$work/initrd.gz" "$CACHE/initrd.gz"
 echo "$stamp_want" >"$CACHE/STAMP"
+rm -f "$CACHE/.apt.err"
 log "built $(cat "$CACHE/kernel/VERSION"), busybox $("$busybox" 2>&1 | head -n 1 | awk '{print $2}')"
 echo "$CACHE"
