@@ -25,6 +25,7 @@ for sys in "$@"; do
     case "$sys" in
         ovs|ovs-tso) need+=("ovs-vswitchd:openvswitch-switch" "ovsdb-tool:openvswitch-common") ;;
         vde) need+=("vde_switch:vde2") ;;
+        dns) need+=("dnsperf:dnsperf" "dnsmasq:dnsmasq-base" "dig:dnsutils") ;;   # bench/dns.sh
     esac
 done
 

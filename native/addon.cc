@@ -3,6 +3,7 @@
 #include <napi.h>
 
 #include "batch_io.h"
+#include "icmp_socket.h"
 #include "poller.h"
 #include "tap_device.h"
 
@@ -10,6 +11,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   switchyard::InitTapDevice(env, exports);
   switchyard::InitBatchIo(env, exports);
   switchyard::InitPoller(env, exports);
+  switchyard::InitIcmpSocket(env, exports);
   return exports;
 }
 

@@ -65,7 +65,7 @@ const sandboxCreate = compile<{ name: string; netnsPath?: string }>({
   properties: { name: { type: 'string', pattern: NAME_PATTERN }, netnsPath: { type: 'string', minLength: 1, maxLength: 4096, pattern: '^/' } },
 })
 
-const connectBody = compile<{ sandbox: string; ip?: string; mac?: string; aliases?: string[]; name?: string }>({
+const connectBody = compile<{ sandbox: string; ip?: string; mac?: string; aliases?: string[]; name?: string; publish?: string[] }>({
   type: 'object',
   additionalProperties: false,
   required: ['sandbox'],
@@ -75,6 +75,7 @@ const connectBody = compile<{ sandbox: string; ip?: string; mac?: string; aliase
     mac: { type: 'string', maxLength: 17 },
     aliases: { type: 'array', items: { type: 'string', pattern: NAME_PATTERN }, maxItems: 64 },
     name: { type: 'string', pattern: NAME_PATTERN },
+    publish: { type: 'array', items: { type: 'string', maxLength: 64 }, maxItems: 256 },
   },
 })
 
@@ -166,6 +167,9 @@ export function registerRoutes(api: ApiServer, cp: ControlPlane, sw: Switch, def
     await cp.deleteSandbox(r.params.ref)
     return { removed: r.params.ref }
   })
+
+  // NAT
+  api.route('GET', '/v1/nat', () => cp.natFlows())
 
   // endpoints
   api.route('GET', '/v1/endpoints', () => cp.listEndpoints())

@@ -59,6 +59,8 @@ program
   .option('--fdb-port-max <n>', 'most MAC table entries learned on one port', int('--fdb-port-max', 1, 16_777_216), 4096)
   .option('--aging <seconds>', 'MAC table aging time', int('--aging', 1, 1_000_000), 300)
   .option('--dns <ip[:port]>', 'upstream resolver for the embedded DNS (repeatable; default: the host\'s)', collect)
+  .option('--nat-max-flows <n>', 'most tracked NAT flows', int('--nat-max-flows', 1, 10_000_000), 262144)
+  .option('--nat-max-per-sandbox <n>', 'most tracked NAT flows of one sandbox', int('--nat-max-per-sandbox', 1, 10_000_000), 8192)
   .action(async (o) => {
     if (!isLevel(o.logLevel)) throw new CliError(`--log-level must be debug, info, warn or error, not "${o.logLevel}"`)
     const log = createLogger({ level: o.logLevel })
@@ -72,6 +74,8 @@ program
       fdbPortLimit: o.fdbPortMax,
       agingSeconds: o.aging,
       dns: o.dns,
+      natMaxFlows: o.natMaxFlows,
+      natMaxPerSandbox: o.natMaxPerSandbox,
     })
     const stop = (sig: string) => {
       log.info('signal received, stopping', { signal: sig })
@@ -274,12 +278,14 @@ network
   .option('--ip <address>', 'static IPv4 address')
   .option('--mac <mac>', 'MAC address')
   .option('--alias <name>', 'DNS alias (repeatable)', collect)
+  .option('-p, --publish <[hostip:]hostport:port[/proto]>', 'publish a host port into the sandbox (repeatable)', collect)
   .action(async (net: string, sandbox: string, o) => {
     const ep = await api<{ address: string }>('POST', `/v1/networks/${enc(net)}/connect`, {
       sandbox,
       ...(o.ip ? { ip: o.ip } : {}),
       ...(o.mac ? { mac: o.mac } : {}),
       ...(o.alias ? { aliases: o.alias } : {}),
+      ...(o.publish ? { publish: o.publish } : {}),
     })
     out(g().format === 'json' ? renderObject(ep) : ep.address)
   })
@@ -295,6 +301,46 @@ network
   .action(async () => {
     const r = await api<{ removed: string[] }>('POST', '/v1/networks/prune')
     out(g().format === 'json' ? renderObject(r) : r.removed.join('\n'))
+  })
+
+// ---- nat -------------------------------------------------------------------------------
+
+interface FlowRow {
+  proto: string
+  direction: string
+  state: string
+  network: string
+  sandbox?: string
+  sandboxAddress: string
+  remoteAddress: string
+  idleSeconds: number
+  bytesIn: number
+  bytesOut: number
+}
+const nat = program.command('nat').description('connection tracking of external traffic')
+nat
+  .command('ls')
+  .alias('list')
+  .description('list tracked flows')
+  .action(async () => {
+    const rows = await api<FlowRow[]>('GET', '/v1/nat')
+    out(
+      render(
+        rows,
+        [
+          { header: 'PROTO', get: (f) => f.proto },
+          { header: 'DIRECTION', get: (f) => f.direction },
+          { header: 'STATE', get: (f) => f.state },
+          { header: 'SANDBOX', get: (f) => f.sandbox ?? '' },
+          { header: 'LOCAL', get: (f) => f.sandboxAddress },
+          { header: 'REMOTE', get: (f) => f.remoteAddress },
+          { header: 'IDLE', get: (f) => f.idleSeconds },
+          { header: 'IN', get: (f) => f.bytesIn },
+          { header: 'OUT', get: (f) => f.bytesOut },
+        ],
+        g().format,
+      ),
+    )
   })
 
 // ---- sandboxes -------------------------------------------------------------------------
@@ -313,11 +359,21 @@ sandbox
   .option('--netns <path>', 'adopt an existing namespace instead of creating one')
   .option('--network <network>', 'connect to this network (repeatable)', collect)
   .option('--ip <address>', 'static address on the first network')
+  .option('--alias <name>', 'DNS alias on the first network (repeatable)', collect)
+  .option('-p, --publish <[hostip:]hostport:port[/proto]>', 'publish a host port, on the first network (repeatable)', collect)
   .action(async (name: string, o) => {
     const sb = await api<SandboxRow>('POST', '/v1/sandboxes', { name, ...(o.netns ? { netnsPath: o.netns } : {}) })
     const nets: string[] = o.network ?? []
-    for (let i = 0; i < nets.length; i++) {
-      await api('POST', `/v1/networks/${enc(nets[i])}/connect`, { sandbox: sb.id, ...(i === 0 && o.ip ? { ip: o.ip } : {}) })
+    if (!nets.length && (o.ip || o.publish || o.alias)) throw new CliError('--ip, --alias and --publish need --network')
+    try {
+      for (let i = 0; i < nets.length; i++) {
+        const first = i === 0 ? { ...(o.ip ? { ip: o.ip } : {}), ...(o.alias ? { aliases: o.alias } : {}), ...(o.publish ? { publish: o.publish } : {}) } : {}
+        await api('POST', `/v1/networks/${enc(nets[i])}/connect`, { sandbox: sb.id, ...first })
+      }
+    } catch (e) {
+      // All or nothing, like `docker run`: a sandbox that could not be wired is removed again.
+      await api('DELETE', `/v1/sandboxes/${sb.id}`).catch(() => undefined)
+      throw e
     }
     out(g().format === 'json' ? renderObject(await api('GET', `/v1/sandboxes/${sb.id}`)) : sb.id)
   })

@@ -31,8 +31,12 @@ import {
   type EndpointRecord,
   type NetworkRecord,
   type PortRecord,
+  type PublishSpec,
   type SandboxRecord,
+  parsePublish,
 } from './model.js'
+import { PublishError, type PublishTarget } from '../nat/nat.js'
+import { parseIpv4 } from '../packet/ipv4.js'
 import * as netns from './netns.js'
 
 export interface NetworkCreate {
@@ -54,6 +58,8 @@ export interface ConnectOptions {
   aliases?: string[]
   /** Endpoint name; defaults to "<sandbox>-<network>". */
   name?: string
+  /** Host ports to publish into the endpoint, `[HOSTIP:]HOSTPORT:PORT[/tcp|/udp]`. */
+  publish?: string[]
 }
 
 export interface SandboxCreate {
@@ -72,6 +78,8 @@ export interface ControlPlaneOptions {
   resolvConf?: (net: NetworkRecord) => string
   /** Where the embedded DNS forwards names it does not know; default: the host's resolv.conf. */
   upstreams?: Upstream[]
+  natMaxFlows?: number
+  natMaxPerSandbox?: number
 }
 
 /** An offer not taken up within this time is withdrawn. */
@@ -106,7 +114,7 @@ export class ControlPlane implements DhcpLeaseBackend {
     this.log = opts.log
     this.hostRoutes = opts.hostRoutes ?? readHostRoutes
     this.resolvConf = opts.resolvConf ?? ((net) => `# written by switchyard for network ${net.name}\nnameserver ${net.gateway}\noptions ndots:0\n`)
-    this.gateway = new GatewayServices({ sw: this.sw, upstreams: opts.upstreams ?? readHostResolvers(), leases: this, log: this.log })
+    this.gateway = new GatewayServices({ sw: this.sw, upstreams: opts.upstreams ?? readHostResolvers(), leases: this, log: this.log, natMaxFlows: opts.natMaxFlows, natMaxPerSandbox: opts.natMaxPerSandbox })
     this.leaseSweeper = setInterval(() => this.expireLeases(Date.now()), 5000)
     this.leaseSweeper.unref()
   }
@@ -394,9 +402,22 @@ export class ControlPlane implements DhcpLeaseBackend {
       if ([...this.endpoints.values()].some((e) => e.sandboxId === sb.id && e.networkId === n.rec.id)) {
         throw conflict('ALREADY_CONNECTED', `sandbox "${sb.name}" is already connected to network "${n.rec.name}"`)
       }
+      const publish = (opts.publish ?? []).map((p) => {
+        try {
+          return parsePublish(p)
+        } catch (e) {
+          throw invalid((e as Error).message, 'publish')
+        }
+      })
+      if (publish.length && n.rec.internal) throw invalid(`network "${n.rec.name}" is internal: nothing can be published from it`, 'publish')
       const ep = this.doCreateEndpoint(n, { ...opts, name: opts.name ?? `${sb.name}-${n.rec.name}` })
       try {
         await this.plugIntoSandbox(ep, n, sb)
+        if (publish.length) {
+          ep.publish = publish
+          await this.publishAll(ep)
+          this.store.put(KIND.endpoint, ep.id, ep)
+        }
       } catch (e) {
         await this.doDeleteEndpoint(ep)
         throw e
@@ -519,6 +540,7 @@ export class ControlPlane implements DhcpLeaseBackend {
       hadDefault = (await netns.defaultRoute(sb.netnsPath).catch(() => undefined))?.dev === ep.ifname
     }
     this.unregister(ep)
+    this.gateway.nat.unpublish(ep.id)
     if (this.sw.hasPort(ep.tap)) this.sw.removePort(ep.tap, true)
     // A persistent TAP whose fd we never got back (daemon restarted, device elsewhere) must still go.
     if (sb && ep.ifname && netns.netnsExists(sb.netnsPath) && (await netns.linkExists(sb.netnsPath, ep.ifname))) {
@@ -557,6 +579,63 @@ export class ControlPlane implements DhcpLeaseBackend {
     if (r === 'ambiguous') throw conflict('AMBIGUOUS', `"${ref}" matches several sandboxes; use more of the ID`)
     if (!r) throw notFound('sandbox', ref)
     return r
+  }
+
+  // ---- published ports ------------------------------------------------------------------
+
+  /** Listens on every host port the endpoint publishes; all or nothing. */
+  private async publishAll(ep: EndpointRecord): Promise<void> {
+    try {
+      for (const p of ep.publish ?? []) await this.gateway.nat.publish(ep.id, p, () => this.publishTarget(ep.id))
+    } catch (e) {
+      this.gateway.nat.unpublish(ep.id)
+      if (e instanceof PublishError) throw new ControlError(e.code === 'PORT_IN_USE' ? 'conflict' : 'failed', e.code, e.message, 'publish')
+      throw e
+    }
+  }
+
+  private publishTarget(endpointId: string): PublishTarget | undefined {
+    const ep = this.endpoints.get(endpointId)
+    const port = ep && this.sw.portIndex(ep.tap)
+    if (!ep || port === undefined) return undefined
+    const n = this.nets.get(ep.networkId)!.rec
+    return {
+      network: this.gateway.natNetwork(gatewayNetwork(n)),
+      port,
+      hdr: this.sw.ports.hdr[port],
+      sandboxIp: parseIpv4(ep.address.split('/')[0]),
+      sandboxMac: parseMac(ep.mac),
+    }
+  }
+
+  /** Tracked NAT flows for `nat ls`, with sandbox names where known. */
+  natFlows() {
+    const bySandboxIp = new Map<string, string>()
+    for (const e of this.endpoints.values()) {
+      const sb = e.sandboxId ? this.sandboxes.get(e.sandboxId)?.name : e.name
+      if (sb) bySandboxIp.set(`${e.networkId}|${parseIpv4(e.address.split('/')[0])}`, sb)
+    }
+    const now = Date.now()
+    return this.gateway.nat.list().map((f) => ({
+      proto: f.proto,
+      direction: f.direction,
+      state: f.state,
+      network: this.nets.get(f.network)?.rec.name ?? f.network,
+      sandbox: bySandboxIp.get(`${f.network}|${f.sandboxIp}`),
+      sandboxAddress: `${fmt(f.sandboxIp)}:${f.sandboxPort}`,
+      remoteAddress: `${fmt(f.remoteIp)}:${f.remotePort}`,
+      idleSeconds: Math.floor((now - f.lastActive) / 1000),
+      bytesIn: f.bytesIn,
+      bytesOut: f.bytesOut,
+    }))
+  }
+
+  /** Restores the host listeners of published ports after a restart. */
+  async restorePublished(): Promise<void> {
+    for (const ep of this.endpoints.values()) {
+      if (!ep.publish?.length) continue
+      await this.publishAll(ep).catch((e) => this.log.error('could not publish ports again', { endpoint: ep.name, error: (e as Error).message }))
+    }
   }
 
   // ---- DHCP leases (DhcpLeaseBackend) ---------------------------------------------------
@@ -689,6 +768,8 @@ export class ControlPlane implements DhcpLeaseBackend {
     this.sw.close((name) => !this.ports.has(name) && ![...this.endpoints.values()].some((e) => e.tap === name))
   }
 }
+
+const fmt = (ip: number) => `${ip >>> 24}.${(ip >>> 16) & 255}.${(ip >>> 8) & 255}.${ip & 255}`
 
 function gatewayNetwork(rec: NetworkRecord) {
   return { id: rec.id, name: rec.name, gateway: rec.gateway, prefix: parseCidr(rec.subnet).prefix, mtu: rec.mtu, internal: rec.internal, options: rec.options }

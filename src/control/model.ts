@@ -37,9 +37,34 @@ export interface EndpointRecord {
   sandboxId?: string
   /** Interface name inside the sandbox (eth0, eth1, ...). */
   ifname?: string
+  /** Host ports published into this endpoint. */
+  publish?: PublishSpec[]
   /** Set for addresses handed out by DHCP: the endpoint lives on a bare port (`tap` names it). */
   lease?: LeaseInfo
   createdAt: string
+}
+
+export interface PublishSpec {
+  hostIp: string
+  hostPort: number
+  port: number
+  proto: 'tcp' | 'udp'
+}
+
+/** Parses Docker's `[HOSTIP:]HOSTPORT:PORT[/tcp|/udp]`; throws with what is wrong. */
+export function parsePublish(s: string): PublishSpec {
+  const m = /^(?:(\d{1,3}(?:\.\d{1,3}){3}):)?(\d{1,5}):(\d{1,5})(?:\/(tcp|udp))?$/.exec(s)
+  if (!m) throw new Error(`publish "${s}" is not [HOSTIP:]HOSTPORT:PORT[/tcp|/udp], e.g. 8080:80 or 127.0.0.1:5353:53/udp`)
+  const hostPort = Number(m[2])
+  const port = Number(m[3])
+  if (hostPort < 1 || hostPort > 65535 || port < 1 || port > 65535) throw new Error(`publish "${s}": ports must be 1-65535`)
+  const hostIp = m[1] ?? '0.0.0.0'
+  if (hostIp.split('.').some((x) => Number(x) > 255)) throw new Error(`publish "${s}": ${hostIp} is not an IPv4 address`)
+  return { hostIp, hostPort, port, proto: (m[4] as 'tcp' | 'udp' | undefined) ?? 'tcp' }
+}
+
+export function formatPublish(p: PublishSpec): string {
+  return `${p.hostIp}:${p.hostPort}:${p.port}/${p.proto}`
 }
 
 export interface LeaseInfo {

@@ -32,6 +32,8 @@ export interface DaemonOptions {
   agingSeconds?: number
   /** Upstream resolvers for the embedded DNS (default: the host's resolv.conf). */
   dns?: string[]
+  natMaxFlows?: number
+  natMaxPerSandbox?: number
   log?: Logger
 }
 
@@ -61,10 +63,11 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     log,
     fdb: { capacity: opts.fdbCapacity, portLimit: opts.fdbPortLimit, agingMs: opts.agingSeconds === undefined ? undefined : opts.agingSeconds * 1000 },
   })
-  const cp = new ControlPlane({ store, sw, log, upstreams: opts.dns?.map(parseUpstream) })
+  const cp = new ControlPlane({ store, sw, log, upstreams: opts.dns?.map(parseUpstream), natMaxFlows: opts.natMaxFlows, natMaxPerSandbox: opts.natMaxPerSandbox })
   const api = new ApiServer(log)
   try {
     await cp.restore()
+    await cp.restorePublished()
     await cp.ensureNetwork({ name: defaultNetwork, subnet: opts.defaultSubnet })
     registerRoutes(api, cp, sw, defaultNetwork)
     await api.listen(socket)

@@ -9,7 +9,7 @@
 import { writeMac } from '../packet/mac.js'
 import { IpProtocol, writeIpv4Checksum, writeIpv4Header } from '../packet/ipv4.js'
 import { writeTcpChecksum } from '../packet/tcp.js'
-import { internetChecksum, pseudoHeaderSum } from '../packet/checksum.js'
+import { foldSum, internetChecksum, pseudoHeaderSum } from '../packet/checksum.js'
 
 const ETH = 14
 const IP = 20
@@ -83,18 +83,37 @@ export function sendUdp(send: SendFrame, port: number, scratch: Uint8Array, hdr:
   return sent
 }
 
-export const TCP_MSS_OPTION = 4
+/** TCP options the switch sends: MSS and window scale on SYNs. */
+export interface TcpFrameOptions {
+  /** MSS option (SYN and SYN-ACK). */
+  mss?: number
+  /** Window scale option (SYN and SYN-ACK), shift count 0-14. */
+  wscale?: number
+  /**
+   * Hand the checksum and segmentation to the receiving kernel (virtio-net header needed):
+   * a payload larger than `gsoSize` goes as one TSO frame, cut by the kernel.
+   */
+  gsoSize?: number
+}
+
+const VNET_NEEDS_CSUM = 1
+const VNET_GSO_TCPV4 = 1
+const TCP_CSUM_OFFSET = 16
 
 /**
- * Writes a TCP segment carrying payload[pOff, pOff + pLen); with `mss` set, adds the MSS
- * option (for SYN-ACK). Returns the frame length.
+ * Writes a TCP segment carrying payload[pOff, pOff + pLen) and returns the frame length.
+ * With `gsoSize` and a virtio-net header, only the pseudo-header sum goes into the checksum
+ * (NEEDS_CSUM): the kernel completes it, so no byte of payload is summed in JS.
  */
-export function writeTcpFrame(buf: Uint8Array, hdr: number, a: FlowAddress, seq: number, ack: number, flags: number, window: number, payload: Uint8Array | undefined, pOff: number, pLen: number, mss = 0): number {
+export function writeTcpFrame(buf: Uint8Array, hdr: number, a: FlowAddress, seq: number, ack: number, flags: number, window: number, payload: Uint8Array | undefined, pOff: number, pLen: number, opts: TcpFrameOptions = {}): number {
   const ip = writeFrameHead(buf, hdr, a)
   const tcp = ip + IP
-  const thl = TCP + (mss ? TCP_MSS_OPTION : 0)
+  const optLen = (opts.mss ? 4 : 0) + (opts.wscale !== undefined ? 4 : 0)
+  const thl = TCP + optLen
   const segLen = thl + pLen
   writeIpv4Header(buf, ip, IP + segLen, nextId(), 64, IpProtocol.TCP, a.srcIp, a.dstIp)
+  buf[ip + 6] = 0x40 // DF, as a TCP sender sets it
+  writeIpv4Checksum(buf, ip)
   buf[tcp] = a.srcPort >>> 8
   buf[tcp + 1] = a.srcPort & 0xff
   buf[tcp + 2] = a.dstPort >>> 8
@@ -106,15 +125,42 @@ export function writeTcpFrame(buf: Uint8Array, hdr: number, a: FlowAddress, seq:
   buf[tcp + 14] = window >>> 8
   buf[tcp + 15] = window & 0xff
   buf[tcp + 16] = buf[tcp + 17] = buf[tcp + 18] = buf[tcp + 19] = 0
-  if (mss) {
-    buf[tcp + 20] = 2
-    buf[tcp + 21] = 4
-    buf[tcp + 22] = mss >>> 8
-    buf[tcp + 23] = mss & 0xff
+  let o = tcp + TCP
+  if (opts.mss) {
+    buf[o] = 2
+    buf[o + 1] = 4
+    buf[o + 2] = opts.mss >>> 8
+    buf[o + 3] = opts.mss & 0xff
+    o += 4
+  }
+  if (opts.wscale !== undefined) {
+    buf[o] = 1 // NOP, keeps the 3-byte option aligned
+    buf[o + 1] = 3
+    buf[o + 2] = 3
+    buf[o + 3] = opts.wscale
+    o += 4
   }
   if (payload && pLen) buf.set(payload.subarray(pOff, pOff + pLen), tcp + thl)
-  writeTcpChecksum(buf, tcp, segLen, a.srcIp, a.dstIp)
+  if (opts.gsoSize && hdr >= 10) {
+    const partial = foldSum(pseudoHeaderSum(a.srcIp, a.dstIp, IpProtocol.TCP, segLen))
+    buf[tcp + 16] = partial >>> 8
+    buf[tcp + 17] = partial & 0xff
+    buf[0] = VNET_NEEDS_CSUM
+    const gso = pLen > opts.gsoSize
+    buf[1] = gso ? VNET_GSO_TCPV4 : 0
+    writeU16le(buf, 2, tcp + thl - hdr) // hdr_len: all headers
+    writeU16le(buf, 4, gso ? opts.gsoSize : 0)
+    writeU16le(buf, 6, tcp - hdr) // csum_start
+    writeU16le(buf, 8, TCP_CSUM_OFFSET)
+  } else {
+    writeTcpChecksum(buf, tcp, segLen, a.srcIp, a.dstIp)
+  }
   return tcp + segLen
+}
+
+function writeU16le(buf: Uint8Array, off: number, v: number): void {
+  buf[off] = v & 0xff
+  buf[off + 1] = v >>> 8
 }
 
 function writeU32(buf: Uint8Array, off: number, v: number): void {

@@ -19,6 +19,7 @@ import type { DhcpNetworkConfig, DhcpServer } from './dhcp/index.js'
 import type { DnsNetwork, DnsServer } from './dns/index.js'
 import { sendUdp, type FlowAddress, type SendFrame } from './frames.js'
 import { TcpResponder, type TcpConnection } from './tcp-responder.js'
+import type { Nat, NatNetwork } from '../nat/nat.js'
 
 const ETH = 14
 const ETHERTYPE_ARP = 0x0806
@@ -52,6 +53,10 @@ export interface GatewayOptions {
   dhcp?: { server: DhcpServer; config: () => DhcpNetworkConfig; onPort?: (port: number) => void }
   /** True when `ip` belongs to an endpoint of this network: DNS answers only those. */
   isMember: (ip: number) => boolean
+  /** External connectivity; absent on internal networks. */
+  nat?: { engine: Nat; network: NatNetwork }
+  /** The network's subnet: traffic within it is never NAT's. */
+  subnet: { network: number; mask: number }
 }
 
 export class Gateway implements LocalStack {
@@ -74,6 +79,10 @@ export class Gateway implements LocalStack {
     const type = (slab[eth + 12] << 8) | slab[eth + 13]
     if (type === ETHERTYPE_ARP) this.arp(inPort, slab, eth, len, hdr)
     else if (type === ETHERTYPE_IPV4) this.ipv4(inPort, slab, eth, len, hdr)
+  }
+
+  endBatch(): void {
+    this.opts.nat?.engine.endBatch()
   }
 
   close(): void {
@@ -113,7 +122,13 @@ export class Gateway implements LocalStack {
       return
     }
     const dst = ipv4Dst(slab, ip)
-    if (dst !== this.ip && dst !== LIMITED_BROADCAST) return
+    if (dst !== this.ip && dst !== LIMITED_BROADCAST) {
+      // Beyond the network: external connectivity, if this network has any.
+      const nat = this.opts.nat
+      const sub = this.opts.subnet
+      if (nat && ((dst & sub.mask) >>> 0) !== sub.network) nat.engine.egress(nat.network, inPort, slab, eth, len, hdr)
+      return
+    }
     if (ipv4IsFragment(slab, ip)) {
       this.counters.unhandled++
       return
@@ -123,8 +138,8 @@ export class Gateway implements LocalStack {
     const l4len = ipv4TotalLength(slab, ip) - ihl
     const proto = ipv4Protocol(slab, ip)
     if (proto === IpProtocol.ICMP && dst === this.ip) this.icmp(inPort, slab, eth, ip, l4, l4len, hdr)
-    else if (proto === IpProtocol.UDP) this.udp(inPort, slab, eth, ip, l4, l4len, hdr, dst)
-    else if (proto === IpProtocol.TCP && dst === this.ip) this.tcpSegment(inPort, slab, eth, ip, l4, l4len, hdr)
+    else if (proto === IpProtocol.UDP) this.udp(inPort, slab, eth, ip, l4, l4len, hdr, dst, len)
+    else if (proto === IpProtocol.TCP && dst === this.ip) this.tcpSegment(inPort, slab, eth, ip, l4, l4len, hdr, len)
     else this.counters.unhandled++
   }
 
@@ -161,7 +176,7 @@ export class Gateway implements LocalStack {
     return a
   }
 
-  private udp(inPort: number, slab: Uint8Array, eth: number, ip: number, l4: number, l4len: number, hdr: number, dst: number): void {
+  private udp(inPort: number, slab: Uint8Array, eth: number, ip: number, l4: number, l4len: number, hdr: number, dst: number, len: number): void {
     if (udpCheck(slab, l4, l4len) !== null) {
       this.counters.malformed++
       return
@@ -185,6 +200,9 @@ export class Gateway implements LocalStack {
       })
     } else if (dport === DHCP_SERVER_PORT && udpSrcPort(slab, l4) === DHCP_CLIENT_PORT && this.opts.dhcp) {
       this.dhcp(inPort, slab, eth, payload, plen, hdr)
+    } else if (dst === this.ip && this.opts.nat) {
+      // Other ports of the gateway's address stand for the host.
+      this.opts.nat.engine.egress(this.opts.nat.network, inPort, slab, eth, len, hdr)
     } else {
       this.counters.unhandled++
     }
@@ -212,14 +230,15 @@ export class Gateway implements LocalStack {
     sendUdp(this.opts.send, inPort, this.tx, hdr, a, reply.payload, this.opts.mtu)
   }
 
-  private tcpSegment(inPort: number, slab: Uint8Array, eth: number, ip: number, l4: number, l4len: number, hdr: number): void {
+  private tcpSegment(inPort: number, slab: Uint8Array, eth: number, ip: number, l4: number, l4len: number, hdr: number, len: number): void {
     if (tcpCheck(slab, l4, l4len) !== null) {
       this.counters.malformed++
       return
     }
     const dport = tcpDstPort(slab, l4)
     if (dport !== DNS_PORT || !this.opts.dns) {
-      this.counters.unhandled++
+      if (this.opts.nat) this.opts.nat.engine.egress(this.opts.nat.network, inPort, slab, eth, len, hdr)
+      else this.counters.unhandled++
       return
     }
     if (!this.opts.isMember(ipv4Src(slab, ip))) {

@@ -14,6 +14,7 @@ import type { Logger } from '../util/log.js'
 import { DhcpServer, type DhcpLeaseBackend, type DhcpNetworkConfig } from './dhcp/index.js'
 import { DnsRecords, DnsServer, type Upstream } from './dns/index.js'
 import { Gateway } from './gateway.js'
+import { Nat } from '../nat/nat.js'
 
 export interface GatewayNetwork {
   id: string
@@ -31,6 +32,8 @@ export interface GatewayServicesOptions {
   leases: DhcpLeaseBackend
   log: Logger
   dhcpLeaseSeconds?: number
+  natMaxFlows?: number
+  natMaxPerSandbox?: number
 }
 
 /** The gateway's MAC, derived from the network ID so it survives restarts (sandboxes' ARP caches stay right). */
@@ -42,8 +45,12 @@ export function gatewayMac(networkId: string): number {
   return readMac(b, 0)
 }
 
+function maskNum(prefix: number): number {
+  return prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0
+}
+
 function maskOf(prefix: number): string {
-  const m = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0
+  const m = maskNum(prefix)
   return [m >>> 24, (m >>> 16) & 255, (m >>> 8) & 255, m & 255].join('.')
 }
 
@@ -58,6 +65,7 @@ export class GatewayServices {
   readonly records = new DnsRecords()
   readonly dns: DnsServer
   readonly dhcp: DhcpServer
+  readonly nat: Nat
   private readonly gateways = new Map<string, Gateway>()
   private readonly members = new Map<string, Map<number, number>>()
   private readonly sw: Switch
@@ -70,6 +78,12 @@ export class GatewayServices {
     this.leaseSeconds = opts.dhcpLeaseSeconds ?? 3600
     this.dns = new DnsServer({ records: this.records, upstreams: opts.upstreams, log: opts.log })
     this.dhcp = new DhcpServer(opts.leases, { log: (m) => opts.log.info(m) })
+    this.nat = new Nat({ send: this.sw.sendFrame, maxFlows: opts.natMaxFlows, maxPerSandbox: opts.natMaxPerSandbox })
+  }
+
+  /** What NAT needs to know of a network. */
+  natNetwork(net: GatewayNetwork) {
+    return { id: net.id, gatewayIp: parseIpv4(net.gateway), gatewayMac: gatewayMac(net.id), mtu: net.mtu }
   }
 
   attach(net: GatewayNetwork): void {
@@ -95,6 +109,8 @@ export class GatewayServices {
       dns: { server: this.dns, network: { internal: net.internal, upstreams: networkUpstreams(net.options), domain: net.options.domain } },
       dhcp: { server: this.dhcp, config: () => dhcpConfig, onPort: (p) => (this.dhcpPort = p) },
       isMember: (ip) => members.has(ip),
+      subnet: { network: (parseIpv4(net.gateway) & maskNum(net.prefix)) >>> 0, mask: maskNum(net.prefix) },
+      ...(net.internal ? {} : { nat: { engine: this.nat, network: this.natNetwork(net) } }),
     })
     this.gateways.set(net.id, gw)
     this.sw.setLocalStack(net.id, gw)
@@ -135,11 +151,17 @@ export class GatewayServices {
   stats() {
     const gateways: Record<string, unknown> = {}
     for (const [id, gw] of this.gateways) gateways[id] = gw.counters
-    return { dns: { ...this.dns.counters, cacheEntries: this.dns.cacheSize }, dhcp: { ...this.dhcp.counters }, gateways }
+    return {
+      dns: { ...this.dns.counters, cacheEntries: this.dns.cacheSize },
+      dhcp: { ...this.dhcp.counters },
+      nat: { flows: this.nat.ct.size, maxFlows: this.nat.ct.maxFlows, maxPerSandbox: this.nat.ct.maxPerSandbox, ...this.nat.counters, conntrack: { ...this.nat.ct.counters } },
+      gateways,
+    }
   }
 
   close(): void {
     for (const id of [...this.gateways.keys()]) this.detach(id)
     this.dns.close()
+    this.nat.close()
   }
 }

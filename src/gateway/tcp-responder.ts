@@ -321,7 +321,7 @@ export class TcpResponder {
   }
 
   private emit(c: Conn, seq: number, flags: number, data: Uint8Array | undefined, off: number, len: number, mss = 0): void {
-    const n = writeTcpFrame(this.scratch, c.hdr, c.addr, seq, c.rcvNxt, flags, WINDOW, data, off, len, mss)
+    const n = writeTcpFrame(this.scratch, c.hdr, c.addr, seq, c.rcvNxt, flags, WINDOW, data, off, len, mss ? { mss } : {})
     this.opts.send(c.port, this.scratch, n)
   }
 

@@ -36,6 +36,8 @@ export interface NativeBinding {
     frameMax: number,
     onBatch: (count: number) => void,
   ) => Poller
+  icmpOpen(): number
+  sendTo(fd: number, buf: Uint8Array, offset: number, length: number, ipv4: number): number
   tapFlags: { VNET_HDR: number; PERSIST: number; MULTI_QUEUE: number; ATTACH_ONLY: number; CREATE_ONLY: number }
   VNET_HDR_SIZE: number
 }

@@ -24,6 +24,8 @@ export interface LocalStack {
   readonly mac: number
   /** `off` points at the Ethernet header; `hdr` bytes of virtio-net header precede it. */
   receive(net: number, inPort: number, slab: Uint8Array, off: number, len: number, hdr: number): void
+  /** Called once after a batch that may have reached it (coalesced replies such as ACKs). */
+  endBatch?(): void
 }
 
 const GSO_TYPE_OFFSET = 1
@@ -114,6 +116,7 @@ export class Forwarder {
       }
     }
     this.flush()
+    local?.endBatch?.()
   }
 
   /** Sends the frames queued so far; also called by the local stack after it wrote into the slab. */

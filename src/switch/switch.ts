@@ -181,6 +181,11 @@ export class Switch {
     return true
   }
 
+  /** The port number of `name`, for code that addresses frames to it. */
+  portIndex(name: string): number | undefined {
+    return this.byName.get(name)
+  }
+
   hasPort(name: string): boolean {
     return this.byName.has(name)
   }

@@ -1,0 +1,343 @@
+/**
+ * External connectivity without iptables or ip_forward: traffic from a sandbox to an address
+ * beyond its network is terminated at the gateway and carried on the daemon's own sockets
+ * (as slirp4netns and passt do), so the far side sees the host's address; published ports
+ * are host sockets whose connections the switch carries into the sandbox, showing the real
+ * client address. Every flow is tracked in one bounded table.
+ *
+ *   const nat = new Nat({ send: sw.sendFrame })
+ *   gateway → nat.egress(net, inPort, slab, eth, len, hdr)   // frames for the outside
+ *   await nat.publish(endpointId, { hostIp: '0.0.0.0', hostPort: 8080, port: 80, proto: 'tcp' }, target)
+ */
+import dgram from 'node:dgram'
+import net from 'node:net'
+import { IpProtocol, ipv4Dst, ipv4HeaderLength, ipv4IsFragment, ipv4Protocol, ipv4Src, ipv4ToString, ipv4TotalLength } from '../packet/ipv4.js'
+import { icmpCheck, icmpCode, icmpType, IcmpType } from '../packet/icmp.js'
+import { readMac } from '../packet/mac.js'
+import { TcpFlag, tcpAck, tcpCheck, tcpChecksumOk, tcpDstPort, tcpFlags, tcpHeaderLength, tcpSeq, tcpSrcPort, tcpWindow } from '../packet/tcp.js'
+import { udpCheck, udpChecksumOk, udpDstPort, udpLength, udpSrcPort } from '../packet/udp.js'
+import { writeTcpFrame, type FlowAddress, type SendFrame } from '../gateway/frames.js'
+import { ConnTrack, flowKey, type TrackedFlow } from './conntrack.js'
+import { IcmpEcho } from './icmp-echo.js'
+import { TcpFlow, type SandboxSide } from './tcp-flow.js'
+import { UdpFlow } from './udp-flow.js'
+
+const ETH = 14
+const VNET_NEEDS_CSUM = 1
+const LOOPBACK = 0x7f000001
+
+/** The network a frame came from, as NAT needs it. */
+export interface NatNetwork {
+  id: string
+  gatewayIp: number
+  gatewayMac: number
+  mtu: number
+}
+
+export interface Publish {
+  hostIp: string
+  hostPort: number
+  port: number
+  proto: 'tcp' | 'udp'
+}
+
+/** Where a published port's traffic goes, looked up when a client arrives. */
+export interface PublishTarget {
+  network: NatNetwork
+  /** The sandbox endpoint's switch port and its virtio-net header size. */
+  port: number
+  hdr: number
+  sandboxIp: number
+  sandboxMac: number
+}
+
+export interface NatOptions {
+  send: SendFrame
+  maxFlows?: number
+  maxPerSandbox?: number
+}
+
+export class PublishError extends Error {
+  constructor(
+    readonly code: 'PORT_IN_USE' | 'PUBLISH_FAILED',
+    message: string,
+  ) {
+    super(message)
+  }
+}
+
+export interface NatCounters {
+  frames: number
+  malformed: number
+  badChecksum: number
+  fragments: number
+  unroutable: number
+  refusedLimit: number
+  unsolicited: number
+  retransmits: number
+  resets: number
+}
+
+export class Nat {
+  readonly ct: ConnTrack
+  readonly counters: NatCounters = { frames: 0, malformed: 0, badChecksum: 0, fragments: 0, unroutable: 0, refusedLimit: 0, unsolicited: 0, retransmits: 0, resets: 0 }
+  private readonly send: SendFrame
+  private readonly scratch = new Uint8Array(64 + ETH + 65536 + 128)
+  private readonly ackQueue = new Set<TcpFlow>()
+  private readonly icmp: IcmpEcho
+  private readonly published = new Map<string, { spec: Publish; close: () => void }[]>()
+
+  constructor(opts: NatOptions) {
+    this.send = opts.send
+    this.ct = new ConnTrack({ maxFlows: opts.maxFlows, maxPerSandbox: opts.maxPerSandbox })
+    this.icmp = new IcmpEcho(this.ct, this.send)
+  }
+
+  /**
+   * An IPv4 frame from a sandbox that is not for the gateway's own services (already checked
+   * by the gateway: version, header, lengths, header checksum).
+   */
+  egress(nw: NatNetwork, inPort: number, slab: Uint8Array, eth: number, len: number, hdr: number): void {
+    this.counters.frames++
+    const ip = eth + ETH
+    if (ipv4IsFragment(slab, ip)) {
+      this.counters.fragments++
+      return
+    }
+    const dst = ipv4Dst(slab, ip)
+    const src = ipv4Src(slab, ip)
+    // The gateway's own address stands for the host (its loopback), as pasta maps it.
+    const remote = dst === nw.gatewayIp ? LOOPBACK : dst
+    if (!routable(remote)) {
+      this.counters.unroutable++
+      return
+    }
+    const ihl = ipv4HeaderLength(slab, ip)
+    const l4 = ip + ihl
+    const l4len = ipv4TotalLength(slab, ip) - ihl
+    const partialCsum = hdr > 0 && (slab[eth - hdr] & VNET_NEEDS_CSUM) !== 0
+    const proto = ipv4Protocol(slab, ip)
+    if (proto === IpProtocol.TCP) {
+      if (tcpCheck(slab, l4, l4len) !== null) return void this.counters.malformed++
+      if (!partialCsum && !tcpChecksumOk(slab, l4, l4len, src, dst)) return void this.counters.badChecksum++
+      this.tcp(nw, inPort, slab, eth, hdr, l4, l4len, src, dst, remote)
+    } else if (proto === IpProtocol.UDP) {
+      if (udpCheck(slab, l4, l4len) !== null) return void this.counters.malformed++
+      if (!partialCsum && !udpChecksumOk(slab, l4, src, dst)) return void this.counters.badChecksum++
+      this.udp(nw, inPort, slab, eth, hdr, l4, src, dst, remote)
+    } else if (proto === IpProtocol.ICMP) {
+      if (icmpCheck(slab, l4, l4len) !== null) return void this.counters.malformed++
+      if (icmpType(slab, l4) !== IcmpType.ECHO_REQUEST || icmpCode(slab, l4) !== 0) return void this.counters.unroutable++
+      const side = this.side(nw, inPort, hdr, slab, eth, dst, src, 0, 0)
+      if (this.icmp.request(nw.id, side, src, remote, slab, l4, l4len) === 'limit') this.counters.refusedLimit++
+    } else {
+      this.counters.unroutable++
+    }
+  }
+
+  /** Sends the ACKs owed for this batch's data, one per flow. */
+  endBatch(): void {
+    if (this.ackQueue.size === 0) return
+    for (const f of this.ackQueue) f.sendAck()
+    this.ackQueue.clear()
+  }
+
+  private side(nw: NatNetwork, port: number, hdr: number, slab: Uint8Array, eth: number, shownIp: number, sandboxIp: number, shownPort: number, sandboxPort: number): SandboxSide {
+    const addr: FlowAddress = { srcMac: nw.gatewayMac, dstMac: readMac(slab, eth + 6), srcIp: shownIp, dstIp: sandboxIp, srcPort: shownPort, dstPort: sandboxPort }
+    return { port, hdr, mtu: nw.mtu, addr }
+  }
+
+  private env() {
+    return { send: this.send, scratch: this.scratch, ct: this.ct, ackQueue: this.ackQueue, counters: this.counters }
+  }
+
+  private tcp(nw: NatNetwork, inPort: number, slab: Uint8Array, eth: number, hdr: number, l4: number, l4len: number, src: number, dst: number, remote: number): void {
+    const sport = tcpSrcPort(slab, l4)
+    const dport = tcpDstPort(slab, l4)
+    const flags = tcpFlags(slab, l4)
+    const seq = tcpSeq(slab, l4)
+    const key = flowKey('tcp', nw.id, src, sport, dst, dport)
+    const existing = this.ct.get(key) as TcpFlow | undefined
+    const thl = tcpHeaderLength(slab, l4)
+    if (existing) {
+      const opts = flags & TcpFlag.SYN ? synOptions(slab, l4, thl) : NO_OPTS
+      existing.segment(flags, seq, tcpAck(slab, l4), tcpWindow(slab, l4), opts, slab, l4 + thl, l4len - thl)
+      return
+    }
+    const side = this.side(nw, inPort, hdr, slab, eth, dst, src, dport, sport)
+    if (!(flags & TcpFlag.SYN) || flags & TcpFlag.ACK) {
+      // Not part of any flow we know: tell the sandbox, as a host would.
+      if (!(flags & TcpFlag.RST)) {
+        this.counters.unsolicited++
+        const dataLen = l4len - thl
+        const ackNo = (seq + dataLen + (flags & TcpFlag.FIN ? 1 : 0)) >>> 0
+        const n = writeTcpFrame(this.scratch, hdr, side.addr, flags & TcpFlag.ACK ? tcpAck(slab, l4) : 0, ackNo, TcpFlag.RST | (flags & TcpFlag.ACK ? 0 : TcpFlag.ACK), 0, undefined, 0, 0)
+        this.send(inPort, this.scratch, n)
+      }
+      return
+    }
+    if (this.ct.admit(nw.id, src)) {
+      this.counters.refusedLimit++
+      const n = writeTcpFrame(this.scratch, hdr, side.addr, 0, (seq + 1) >>> 0, TcpFlag.RST | TcpFlag.ACK, 0, undefined, 0, 0)
+      this.send(inPort, this.scratch, n)
+      return
+    }
+    const sock = net.connect({ host: ipv4ToString(remote), port: dport, noDelay: true })
+    const flow = new TcpFlow(this.env(), key, nw.id, src, sport, dst, dport, 'egress', side, sock)
+    this.ct.add(key, flow)
+    const o = synOptions(slab, l4, thl)
+    flow.acceptSyn(seq, tcpWindow(slab, l4), o.mss, o.wscale)
+  }
+
+  private udp(nw: NatNetwork, inPort: number, slab: Uint8Array, eth: number, hdr: number, l4: number, src: number, dst: number, remote: number): void {
+    const sport = udpSrcPort(slab, l4)
+    const dport = udpDstPort(slab, l4)
+    const key = flowKey('udp', nw.id, src, sport, dst, dport)
+    let flow = this.ct.get(key) as UdpFlow | undefined
+    if (!flow) {
+      if (this.ct.admit(nw.id, src)) return void this.counters.refusedLimit++
+      const sock = dgram.createSocket('udp4')
+      sock.bind(0)
+      const side = this.side(nw, inPort, hdr, slab, eth, dst, src, dport, sport)
+      flow = new UdpFlow({ send: this.send, scratch: this.scratch, ct: this.ct }, key, nw.id, src, sport, dst, dport, 'egress', side, { sock, address: ipv4ToString(remote), port: dport, owned: true })
+      this.ct.add(key, flow)
+    }
+    flow.fromSandbox(slab, l4 + 8, udpLength(slab, l4) - 8)
+  }
+
+  // ---- published ports -----------------------------------------------------------------
+
+  /** Listens on the host for `owner` (an endpoint); a port already taken is an error now, not later. */
+  async publish(owner: string, spec: Publish, target: () => PublishTarget | undefined): Promise<void> {
+    const close = spec.proto === 'tcp' ? await this.listenTcp(spec, target) : await this.listenUdp(spec, target)
+    const list = this.published.get(owner) ?? []
+    list.push({ spec, close })
+    this.published.set(owner, list)
+  }
+
+  unpublish(owner: string): void {
+    for (const p of this.published.get(owner) ?? []) p.close()
+    this.published.delete(owner)
+  }
+
+  private shown(t: PublishTarget, address: string | undefined, port: number | undefined): { ip: number; port: number } | undefined {
+    if (!address || port === undefined) return undefined
+    const v4 = address.startsWith('::ffff:') ? address.slice(7) : address
+    if (!net.isIPv4(v4)) return undefined
+    const ip = v4.split('.').reduce((a, b) => a * 256 + Number(b), 0)
+    // A loopback client cannot be shown as itself inside the sandbox: it appears as the gateway.
+    return { ip: ip >>> 24 === 127 ? t.network.gatewayIp : ip, port }
+  }
+
+  private listenTcp(spec: Publish, target: () => PublishTarget | undefined): Promise<() => void> {
+    const server = net.createServer({ pauseOnConnect: true, noDelay: true }, (sock) => {
+      const t = target()
+      const from = t && this.shown(t, sock.remoteAddress, sock.remotePort)
+      if (!t || !from) return void sock.destroy()
+      const key = flowKey('tcp', t.network.id, t.sandboxIp, spec.port, from.ip, from.port)
+      if (this.ct.get(key) || this.ct.admit(t.network.id, t.sandboxIp)) {
+        this.counters.refusedLimit++
+        return void sock.destroy()
+      }
+      const side: SandboxSide = {
+        port: t.port,
+        hdr: t.hdr,
+        mtu: t.network.mtu,
+        addr: { srcMac: t.network.gatewayMac, dstMac: t.sandboxMac, srcIp: from.ip, dstIp: t.sandboxIp, srcPort: from.port, dstPort: spec.port },
+      }
+      const flow = new TcpFlow(this.env(), key, t.network.id, t.sandboxIp, spec.port, from.ip, from.port, 'published', side, sock)
+      this.ct.add(key, flow)
+      flow.connect()
+    })
+    return new Promise((resolve, reject) => {
+      server.once('error', (e: NodeJS.ErrnoException) => reject(publishError(spec, e)))
+      server.listen({ host: spec.hostIp, port: spec.hostPort, exclusive: true }, () => {
+        server.removeAllListeners('error')
+        server.on('error', () => undefined)
+        resolve(() => server.close())
+      })
+    })
+  }
+
+  private listenUdp(spec: Publish, target: () => PublishTarget | undefined): Promise<() => void> {
+    const sock = dgram.createSocket({ type: 'udp4', reuseAddr: false })
+    sock.on('message', (msg, rinfo) => {
+      const t = target()
+      const from = t && this.shown(t, rinfo.address, rinfo.port)
+      if (!t || !from) return
+      const key = flowKey('udp', t.network.id, t.sandboxIp, spec.port, from.ip, from.port)
+      let flow = this.ct.get(key) as UdpFlow | undefined
+      if (!flow) {
+        if (this.ct.admit(t.network.id, t.sandboxIp)) return void this.counters.refusedLimit++
+        const side: SandboxSide = {
+          port: t.port,
+          hdr: t.hdr,
+          mtu: t.network.mtu,
+          addr: { srcMac: t.network.gatewayMac, dstMac: t.sandboxMac, srcIp: from.ip, dstIp: t.sandboxIp, srcPort: from.port, dstPort: spec.port },
+        }
+        flow = new UdpFlow({ send: this.send, scratch: this.scratch, ct: this.ct }, key, t.network.id, t.sandboxIp, spec.port, from.ip, from.port, 'published', side, { sock, address: rinfo.address, port: rinfo.port, owned: false })
+        this.ct.add(key, flow)
+      }
+      flow.toSandbox(msg)
+    })
+    return new Promise((resolve, reject) => {
+      sock.once('error', (e: NodeJS.ErrnoException) => reject(publishError(spec, e)))
+      sock.bind({ address: spec.hostIp, port: spec.hostPort, exclusive: true }, () => {
+        sock.removeAllListeners('error')
+        sock.on('error', () => undefined)
+        resolve(() => {
+          for (const f of this.ct.list()) if (f.proto === 'udp' && f.direction === 'published' && f.sandboxPort === spec.port) f.close('unpublished')
+          sock.close()
+        })
+      })
+    })
+  }
+
+  list(): TrackedFlow[] {
+    return this.ct.list()
+  }
+
+  close(): void {
+    for (const owner of [...this.published.keys()]) this.unpublish(owner)
+    this.ct.close()
+    this.icmp.close()
+  }
+}
+
+const NO_OPTS = { mss: 0, wscale: -1 }
+
+/** MSS and window scale from a SYN's options (0 / -1 when absent). */
+function synOptions(buf: Uint8Array, tcp: number, thl: number): { mss: number; wscale: number } {
+  let mss = 0
+  let wscale = -1
+  let i = tcp + 20
+  const end = tcp + thl
+  while (i < end) {
+    const kind = buf[i]
+    if (kind === 0) break
+    if (kind === 1) {
+      i++
+      continue
+    }
+    if (i + 1 >= end) break
+    const len = buf[i + 1]
+    if (len < 2 || i + len > end) break
+    if (kind === 2 && len === 4) mss = (buf[i + 2] << 8) | buf[i + 3]
+    else if (kind === 3 && len === 3) wscale = buf[i + 2]
+    i += len
+  }
+  return { mss, wscale }
+}
+
+/** Loopback (other than the gateway's mapping), "this network", multicast and broadcast go nowhere. */
+function routable(ip: number): boolean {
+  const a = ip >>> 24
+  if (ip === LOOPBACK) return true
+  return a !== 0 && a !== 127 && a < 224
+}
+
+function publishError(spec: Publish, e: NodeJS.ErrnoException): PublishError {
+  const where = `${spec.hostIp}:${spec.hostPort}/${spec.proto}`
+  if (e.code === 'EADDRINUSE') return new PublishError('PORT_IN_USE', `host port ${where} is already in use; choose another host port`)
+  return new PublishError('PUBLISH_FAILED', `cannot listen on ${where}: ${e.message}`)
+}

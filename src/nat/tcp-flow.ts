@@ -1,0 +1,415 @@
+/**
+ * One TCP connection carried between a sandbox and a host socket. Towards the sandbox the
+ * switch is the far end of the connection (it writes the frames, so it can be any address);
+ * towards the world it is an ordinary `net.Socket` of the daemon, so the far side sees the
+ * host. Egress flows start with the sandbox's SYN (passive open here); published-port flows
+ * with a client connecting to the host (active open towards the sandbox).
+ *
+ * What it does: handshake with MSS and window scaling; in-order data with cumulative ACKs
+ * (ACKs coalesced per batch); the advertised window follows the host socket's buffer, and
+ * the host socket is paused while the sandbox has not taken what we sent (memory stays
+ * bounded both ways); retransmission from the first unacknowledged byte; large frames with
+ * TSO towards sandboxes whose TAP has offloads; FIN and RST both ways.
+ */
+import type net from 'node:net'
+import { TcpFlag } from '../packet/tcp.js'
+import { writeTcpFrame, type FlowAddress, type SendFrame } from '../gateway/frames.js'
+import type { ConnTrack, TrackedFlow } from './conntrack.js'
+
+/** What a flow needs from the NAT engine. */
+export interface TcpFlowEnv {
+  send: SendFrame
+  /** Frame scratch: 64 KiB of segment plus headers. */
+  scratch: Uint8Array
+  ct: ConnTrack
+  /** Flows with an ACK owed, sent at the end of the batch. */
+  ackQueue: Set<TcpFlow>
+  counters: { retransmits: number; resets: number }
+}
+
+/** Where the sandbox is: the switch port, its virtio-net header size, and the network's MTU. */
+export interface SandboxSide {
+  port: number
+  hdr: number
+  mtu: number
+  /** Addressing of frames to the sandbox: src is the remote end as the sandbox sees it. */
+  addr: FlowAddress
+}
+
+const enum St {
+  Connecting, // egress: SYN seen, host socket connecting
+  SynSent, // published: our SYN sent to the sandbox
+  SynRcvd, // egress: our SYN-ACK sent
+  Established,
+  Closed,
+}
+const STATE_NAMES = ['connecting', 'syn_sent', 'syn_rcvd', 'established', 'closed']
+
+/** Our receive window: bytes we accept ahead of the host socket taking them. */
+const RCV_BUF = 4 << 20
+const WSCALE = 7
+/** Bytes read from the host socket but not yet acknowledged by the sandbox, before pausing it. */
+const SND_BUF = 4 << 20
+const MAX_SEG = 65535 - 20 - 60 - 14
+const RTO_MS = 200
+const MAX_RETRIES = 8
+
+const add = (a: number, n: number) => (a + n) >>> 0
+const before = (a: number, b: number) => ((a - b) | 0) < 0
+
+export class TcpFlow implements TrackedFlow {
+  readonly proto = 'tcp'
+  state = 'connecting'
+  lastActive = Date.now()
+  bytesIn = 0
+  bytesOut = 0
+  private st: St
+  private iss = (Math.random() * 0x100000000) >>> 0
+  private sndUna = 0
+  private sndNxt = 0
+  /** Highest sequence sent: ACKs up to here count, also after a go-back retransmission. */
+  private sndMax = 0
+  /** Sequence number of our FIN once sent, else -1. */
+  private finSeq = -1
+  private rcvNxt = 0
+  private peerWnd = 0
+  private peerShift = 0
+  private useScale = false
+  private mss: number
+  /** Host bytes not yet acknowledged by the sandbox; sendQ[0] starts at sndUna. */
+  private sendQ: Buffer[] = []
+  private queued = 0
+  private hostEnded = false
+  private finAcked = false
+  private sandboxFin = false
+  private timer?: NodeJS.Timeout
+  private retries = 0
+  private paused = false
+
+  constructor(
+    private readonly env: TcpFlowEnv,
+    readonly key: string,
+    readonly network: string,
+    readonly sandboxIp: number,
+    readonly sandboxPort: number,
+    readonly remoteIp: number,
+    readonly remotePort: number,
+    readonly direction: 'egress' | 'published',
+    private readonly side: SandboxSide,
+    private readonly sock: net.Socket,
+  ) {
+    this.mss = side.mtu - 40
+    this.st = direction === 'egress' ? St.Connecting : St.SynSent
+    sock.on('data', (d: Buffer) => this.fromHost(d))
+    sock.on('end', () => {
+      this.hostEnded = true
+      this.flush()
+    })
+    sock.on('drain', () => this.windowUpdate())
+    sock.on('error', () => undefined) // 'close' follows and resets
+    sock.on('close', () => {
+      if (this.st !== St.Closed && !(this.finAcked && this.sandboxFin)) this.reset('host socket closed')
+    })
+  }
+
+  timeoutMs(): number {
+    if (this.st === St.Established && this.finSeq < 0 && !this.sandboxFin) return 2 * 3600_000
+    return this.st === St.Established ? 60_000 : 30_000
+  }
+
+  // ---- opening -------------------------------------------------------------------------
+
+  /** Egress: the sandbox's SYN arrived; the host socket is connecting. */
+  acceptSyn(seq: number, window: number, mss: number, wscale: number): void {
+    this.rcvNxt = add(seq, 1)
+    this.peerWnd = window
+    if (mss > 0) this.mss = Math.min(this.mss, mss)
+    if (wscale >= 0) {
+      this.useScale = true
+      this.peerShift = Math.min(wscale, 14)
+    }
+    this.sock.once('connect', () => {
+      if (this.st !== St.Connecting) return
+      this.st = St.SynRcvd
+      this.state = STATE_NAMES[this.st]
+      this.sndUna = this.iss
+      this.sndNxt = this.sndMax = add(this.iss, 1)
+      this.emitSyn(TcpFlag.SYN | TcpFlag.ACK)
+      this.arm()
+    })
+  }
+
+  /** Published: a client connected to the host port; open towards the sandbox. */
+  connect(): void {
+    this.sock.pause()
+    this.sndUna = this.iss
+    this.sndNxt = this.sndMax = add(this.iss, 1)
+    this.emitSyn(TcpFlag.SYN)
+    this.arm()
+  }
+
+  // ---- frames from the sandbox ---------------------------------------------------------
+
+  segment(flags: number, seq: number, ack: number, window: number, opts: { mss: number; wscale: number }, data: Uint8Array, dOff: number, dLen: number): void {
+    this.lastActive = Date.now()
+    if (flags & TcpFlag.RST) {
+      if (this.st === St.SynSent || this.inWindow(seq)) this.teardown('reset by sandbox', false)
+      return
+    }
+    if (this.st === St.Connecting) return // a retransmitted SYN while the host connects
+    if (flags & TcpFlag.SYN) {
+      if (this.st === St.SynSent && flags & TcpFlag.ACK && ack === this.sndNxt) {
+        this.rcvNxt = add(seq, 1)
+        if (opts.mss > 0) this.mss = Math.min(this.mss, opts.mss)
+        if (opts.wscale >= 0) {
+          this.useScale = true
+          this.peerShift = Math.min(opts.wscale, 14)
+        }
+        this.peerWnd = window // never scaled in a SYN
+        this.sndUna = ack
+        this.established()
+        this.ackNow()
+        this.sock.resume()
+      } else if (this.st === St.SynRcvd) {
+        this.emitSyn(TcpFlag.SYN | TcpFlag.ACK) // our SYN-ACK was lost
+      }
+      return
+    }
+    if (!(flags & TcpFlag.ACK)) return
+    this.peerWnd = this.useScale ? window << this.peerShift : window
+    if (this.st === St.SynRcvd) {
+      if (ack !== this.sndNxt) return
+      this.sndUna = ack
+      this.established()
+    } else {
+      this.onAck(ack)
+    }
+    if (this.st === St.Closed) return
+    if (dLen > 0 || flags & TcpFlag.FIN) {
+      if (seq !== this.rcvNxt) {
+        this.ackNow() // out of order or a duplicate: say what we expect
+        return
+      }
+      if (dLen > 0 && !this.sandboxFin) {
+        this.rcvNxt = add(this.rcvNxt, dLen)
+        this.bytesOut += dLen
+        // A copy: the slab belongs to the batch; the socket may hold the bytes for a while.
+        this.sock.write(Buffer.from(data.subarray(dOff, dOff + dLen)))
+      }
+      if (flags & TcpFlag.FIN && !this.sandboxFin) {
+        this.sandboxFin = true
+        this.rcvNxt = add(this.rcvNxt, 1)
+        this.sock.end()
+      }
+      this.env.ackQueue.add(this)
+    }
+    this.flush()
+    this.maybeDone()
+  }
+
+  /** Sends the ACK owed (called once per batch). */
+  sendAck(): void {
+    if (this.st === St.Established) this.emit(this.sndNxt, TcpFlag.ACK, 0, 0)
+  }
+
+  close(reason: string): void {
+    this.reset(reason)
+  }
+
+  // ---- data from the host --------------------------------------------------------------
+
+  private fromHost(d: Buffer): void {
+    this.lastActive = Date.now()
+    this.bytesIn += d.length
+    this.sendQ.push(d)
+    this.queued += d.length
+    if (this.queued >= SND_BUF && !this.paused) {
+      this.paused = true
+      this.sock.pause()
+    }
+    this.flush()
+  }
+
+  /** Data bytes sent and not yet acknowledged (the FIN, if among them, is not data). */
+  private dataInFlight(): number {
+    const n = (this.sndNxt - this.sndUna) >>> 0
+    return this.finSeq >= 0 && before(this.finSeq, this.sndNxt) && !before(this.finSeq, this.sndUna) ? n - 1 : n
+  }
+
+  /** Sends what the sandbox's window allows, then our FIN once the host is done. */
+  private flush(): void {
+    if (this.st !== St.Established) return
+    const seg = this.side.hdr >= 10 ? MAX_SEG : this.mss
+    let inFlight = this.dataInFlight()
+    const finPending = this.finSeq >= 0 && !before(this.finSeq, this.sndNxt) // FIN sent once, not (re)sent since rewind
+    while (inFlight < this.queued) {
+      const room = this.peerWnd - inFlight
+      if (room <= 0) break
+      const n = Math.min(seg, room, this.queued - inFlight)
+      this.emit(this.sndNxt, TcpFlag.ACK | TcpFlag.PSH, inFlight, n)
+      this.sndNxt = add(this.sndNxt, n)
+      inFlight += n
+    }
+    if (this.hostEnded && inFlight >= this.queued && !this.finAcked && (this.finSeq < 0 || finPending)) {
+      this.finSeq = this.sndNxt
+      this.emit(this.sndNxt, TcpFlag.FIN | TcpFlag.ACK, 0, 0)
+      this.sndNxt = add(this.sndNxt, 1)
+    }
+    if (before(this.sndMax, this.sndNxt)) this.sndMax = this.sndNxt
+    if (this.sndUna !== this.sndNxt) this.arm()
+  }
+
+  private onAck(ack: number): void {
+    if (!before(this.sndUna, ack) || before(this.sndMax, ack)) return
+    let n = (ack - this.sndUna) >>> 0
+    if (this.finSeq >= 0 && before(this.finSeq, ack) && !before(this.finSeq, this.sndUna)) {
+      this.finAcked = true
+      n--
+    }
+    this.sndUna = ack
+    if (before(this.sndNxt, ack)) this.sndNxt = ack
+    this.retries = 0
+    this.consume(n)
+    this.disarm()
+    if (this.sndUna !== this.sndNxt) this.arm()
+    if (this.paused && this.queued < SND_BUF / 2) {
+      this.paused = false
+      this.sock.resume()
+    }
+  }
+
+  private consume(n: number): void {
+    this.queued -= n
+    while (n > 0) {
+      const head = this.sendQ[0]
+      if (head.length <= n) {
+        n -= head.length
+        this.sendQ.shift()
+      } else {
+        this.sendQ[0] = head.subarray(n)
+        n = 0
+      }
+    }
+  }
+
+  // ---- frames to the sandbox -----------------------------------------------------------
+
+  private window(): number {
+    const free = Math.max(0, RCV_BUF - this.sock.writableLength)
+    return this.useScale ? Math.min(0xffff, free >>> WSCALE) : Math.min(0xffff, free)
+  }
+
+  private emitSyn(flags: number): void {
+    const opts = { mss: this.side.mtu - 40, ...(this.st === St.SynSent || this.useScale ? { wscale: WSCALE } : {}) }
+    const n = writeTcpFrame(this.env.scratch, this.side.hdr, this.side.addr, this.iss, flags & TcpFlag.ACK ? this.rcvNxt : 0, flags, Math.min(0xffff, RCV_BUF), undefined, 0, 0, opts)
+    this.env.send(this.side.port, this.env.scratch, n)
+  }
+
+  /** Emits a segment with queue bytes [qOff, qOff + len) (offsets from sndUna). */
+  private emit(seq: number, flags: number, qOff: number, len: number): void {
+    const buf = this.env.scratch
+    let payload: Uint8Array | undefined
+    let pOff = 0
+    if (len > 0) {
+      // Gather: usually one chunk covers the segment and no copy is made here.
+      let off = qOff
+      let i = 0
+      while (off >= this.sendQ[i].length) off -= this.sendQ[i++].length
+      if (this.sendQ[i].length - off >= len) {
+        payload = this.sendQ[i]
+        pOff = off
+      } else {
+        payload = Buffer.allocUnsafe(len)
+        let filled = 0
+        while (filled < len) {
+          const c = this.sendQ[i++]
+          const take = Math.min(c.length - off, len - filled)
+          payload.set(c.subarray(off, off + take), filled)
+          filled += take
+          off = 0
+        }
+      }
+    }
+    const n = writeTcpFrame(buf, this.side.hdr, this.side.addr, seq, this.rcvNxt, flags, this.window(), payload, pOff, len, { gsoSize: this.mss })
+    this.env.send(this.side.port, buf, n)
+    this.env.ackQueue.delete(this)
+  }
+
+  private ackNow(): void {
+    this.emit(this.sndNxt, TcpFlag.ACK, 0, 0)
+  }
+
+  private windowUpdate(): void {
+    if (this.st === St.Established) this.ackNow()
+  }
+
+  private established(): void {
+    this.st = St.Established
+    this.state = STATE_NAMES[this.st]
+    this.retries = 0
+    this.disarm()
+  }
+
+  private inWindow(seq: number): boolean {
+    return !before(seq, this.rcvNxt) && before(seq, add(this.rcvNxt, RCV_BUF))
+  }
+
+  // ---- timers and teardown -------------------------------------------------------------
+
+  private arm(): void {
+    if (this.timer) return
+    this.timer = setTimeout(() => {
+      this.timer = undefined
+      this.retransmit()
+    }, RTO_MS * 2 ** Math.min(this.retries, 6))
+    this.timer.unref()
+  }
+
+  private disarm(): void {
+    if (this.timer) clearTimeout(this.timer)
+    this.timer = undefined
+  }
+
+  private retransmit(): void {
+    if (this.st === St.Closed) return
+    if (++this.retries > MAX_RETRIES) return this.reset('sandbox stopped answering')
+    this.env.counters.retransmits++
+    if (this.st === St.SynSent) this.emitSyn(TcpFlag.SYN)
+    else if (this.st === St.SynRcvd) this.emitSyn(TcpFlag.SYN | TcpFlag.ACK)
+    else if (this.st === St.Established) {
+      // Go back to the first unacknowledged byte; a zero window gets a one-byte probe.
+      this.sndNxt = this.sndUna
+      if (this.peerWnd === 0 && this.queued > 0) this.peerWnd = 1
+      this.flush()
+    }
+    this.arm()
+  }
+
+  private maybeDone(): void {
+    if (this.sandboxFin && this.finAcked) this.teardown('closed', false)
+  }
+
+  /** RST to the sandbox and away. */
+  private reset(reason: string): void {
+    if (this.st === St.Closed) return
+    if (this.st !== St.Connecting) this.emit(this.sndNxt, TcpFlag.RST | TcpFlag.ACK, 0, 0)
+    else {
+      const n = writeTcpFrame(this.env.scratch, this.side.hdr, this.side.addr, 0, this.rcvNxt, TcpFlag.RST | TcpFlag.ACK, 0, undefined, 0, 0)
+      this.env.send(this.side.port, this.env.scratch, n)
+    }
+    this.env.counters.resets++
+    this.teardown(reason, true)
+  }
+
+  private teardown(_reason: string, destroy: boolean): void {
+    if (this.st === St.Closed) return
+    this.st = St.Closed
+    this.state = STATE_NAMES[this.st]
+    this.disarm()
+    this.env.ackQueue.delete(this)
+    this.env.ct.remove(this.key)
+    if (destroy || !this.sock.destroyed) this.sock.destroy()
+    this.sendQ = []
+    this.queued = 0
+  }
+}
