@@ -225,6 +225,7 @@ setup() {
     gw=$(sy network inspect default | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s)[0].gateway))')
     [ "$gw" = "$SY_DNS" ] || { log "network default has gateway '$gw', expected $SY_DNS"; return 1; }
 
+    : >"$DIR/taps"
     sy sandbox create "$CLIENT" --network default --ip "$CLIENT_IP" >"$DIR/sy/create-$CLIENT.out" 2>&1 ||
         { log "sandbox create $CLIENT failed: $(tail -3 "$DIR/sy/create-$CLIENT.out")"; return 1; }
     local sb ip al a args
@@ -233,6 +234,8 @@ setup() {
         { sy sandbox create "$sb" && sy network connect default "$sb" --ip "$ip" "${args[@]}"; } >"$DIR/sy/create-$sb.out" 2>&1 ||
             { log "sandbox $sb failed: $(tail -3 "$DIR/sy/create-$sb.out")"; return 1; }
     done <<<"$SANDBOXES"
+    sy network inspect default | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{
+        for (const e of JSON.parse(s)[0].endpoints) console.log("sy" + e.id.slice(0, 10)) })' >"$DIR/taps"
 
     # The peer: netns sbdnsS, veth to the client, an upstream on its loopback,
     # dnsmasq on 10.79.0.1:53.
@@ -295,13 +298,14 @@ teardown() {
     done
     rm -rf "$DIR/sy"
     rm -f "$DIR"/dnsmasq-*.pid "$DIR"/dnsmasq-*.mypid "$DIR"/client.pid
-    # Switchyard's TAPs are named sy<10 hex>: any left in the root netns that
-    # were not there before setup are ours.
-    if [ -s "$DIR/links-before" ]; then
-        for s in $(ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 | grep -E '^sy[0-9a-f]{10}$'); do
-            grep -qx "$s" "$DIR/links-before" || { log "removing leftover TAP $s"; ip link del "$s" 2>/dev/null; }
+    # our daemon's TAPs (sy + endpoint ID) normally die with the sandboxes; one
+    # left in the root netns (a failed move) is removed here
+    if [ -s "$DIR/taps" ]; then
+        for s in $(cat "$DIR/taps"); do
+            ip link show "$s" >/dev/null 2>&1 && { log "removing leftover TAP $s"; ip link del "$s" 2>/dev/null; }
         done
     fi
+    rm -f "$DIR/taps"
     SY_PID=""; PEER_PID=""; UP_ROOT_PID=""; UP_PEER_PID=""
     return 0
 }
@@ -501,7 +505,6 @@ main_run() {
     teardown                                  # leftovers of an earlier run
     idle_check
     write_env
-    ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 >"$DIR/links-before"
     log "setup: switchyard daemon + sandboxes, peer dnsmasq in sbdnsS"
     setup || die "setup failed"
     echo "switchyard: daemon pid $SY_PID, DNS at $SY_DNS, upstream dnsmasq pid $UP_ROOT_PID on 127.0.0.1:$UP_PORT (root netns)" >>"$ODIR/notes.txt"
@@ -551,7 +554,6 @@ case "${1:-run}" in
         mkdir -p "$ODIR/logs"; : >>"$ODIR/notes.txt"
         CLEANUP_ON_EXIT=1
         teardown
-        ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 >"$DIR/links-before"
         setup || die "setup failed"
         check_same_data || log "warning: the two servers' answers differ"
         CLEANUP_ON_EXIT=0

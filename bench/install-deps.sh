@@ -26,6 +26,7 @@ for sys in "$@"; do
         ovs|ovs-tso) need+=("ovs-vswitchd:openvswitch-switch" "ovsdb-tool:openvswitch-common") ;;
         vde) need+=("vde_switch:vde2") ;;
         dns) need+=("dnsperf:dnsperf" "dnsmasq:dnsmasq-base" "dig:dnsutils") ;;   # bench/dns.sh
+        nat) need+=("iptables:iptables" "pasta:passt") ;;   # bench/nat.sh
     esac
 done
 

@@ -399,9 +399,6 @@ export class ControlPlane implements DhcpLeaseBackend {
     return this.serial(async () => {
       const n = this.net(networkRef)
       const sb = this.sandbox(sandboxRef)
-      if ([...this.endpoints.values()].some((e) => e.sandboxId === sb.id && e.networkId === n.rec.id)) {
-        throw conflict('ALREADY_CONNECTED', `sandbox "${sb.name}" is already connected to network "${n.rec.name}"`)
-      }
       const publish = (opts.publish ?? []).map((p) => {
         try {
           return parsePublish(p)
@@ -410,6 +407,9 @@ export class ControlPlane implements DhcpLeaseBackend {
         }
       })
       if (publish.length && n.rec.internal) throw invalid(`network "${n.rec.name}" is internal: nothing can be published from it`, 'publish')
+      if ([...this.endpoints.values()].some((e) => e.sandboxId === sb.id && e.networkId === n.rec.id)) {
+        throw conflict('ALREADY_CONNECTED', `sandbox "${sb.name}" is already connected to network "${n.rec.name}"`)
+      }
       const ep = this.doCreateEndpoint(n, { ...opts, name: opts.name ?? `${sb.name}-${n.rec.name}` })
       try {
         await this.plugIntoSandbox(ep, n, sb)

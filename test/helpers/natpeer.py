@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+"""Peers for NAT tests, run inside the test's namespaces.
+
+  natpeer.py stream-serve IP PORT BYTES    send BYTES of seeded pseudo-random data to each client; print sha256 per client
+  natpeer.py stream-fetch IP PORT          read until EOF; print "<bytes> <sha256>"
+  natpeer.py http-serve IP PORT LOG        HTTP 200 'ok' to every GET; append each client's "ip port" to LOG
+  natpeer.py udp-echo IP PORT LOG          echo datagrams back; log each sender
+  natpeer.py udp-ask IP PORT TEXT          send TEXT, print the reply (2 s timeout)
+  natpeer.py hold-serve IP PORT            accept connections and keep them open
+  natpeer.py many-connect IP PORT N        open N connections at once; print how many connected
+"""
+import hashlib
+import http.server
+import os
+import random
+import socket
+import socketserver
+import sys
+import threading
+import time
+
+mode = sys.argv[1]
+
+
+def block_stream(total):
+    rng = random.Random(7)
+    block = rng.randbytes(1 << 20)
+    sent = 0
+    i = 0
+    while sent < total:
+        n = min(len(block), total - sent)
+        chunk = i.to_bytes(8, "big") + block[8:n] if n >= 8 else block[:n]
+        yield chunk
+        sent += n
+        i += 1
+
+
+if mode == "stream-serve":
+    ip, port, total = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    srv = socket.create_server((ip, port), reuse_port=False)
+    print("ready", flush=True)
+    while True:
+        c, _ = srv.accept()
+        h = hashlib.sha256()
+        for chunk in block_stream(total):
+            c.sendall(chunk)
+            h.update(chunk)
+        c.shutdown(socket.SHUT_WR)
+        c.close()
+        print(h.hexdigest(), flush=True)
+elif mode == "stream-fetch":
+    ip, port = sys.argv[2], int(sys.argv[3])
+    c = socket.create_connection((ip, port), timeout=60)
+    h = hashlib.sha256()
+    n = 0
+    while True:
+        d = c.recv(1 << 20)
+        if not d:
+            break
+        h.update(d)
+        n += len(d)
+    print(n, h.hexdigest())
+elif mode == "http-serve":
+    ip, port, log = sys.argv[2], int(sys.argv[3]), sys.argv[4]
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            with open(log, "a") as f:
+                f.write(f"{self.client_address[0]} {self.client_address[1]}\n")
+            self.send_response(200)
+            self.send_header("content-length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *a):
+            pass
+
+    class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
+        daemon_threads = True
+        request_queue_size = 256
+
+    S((ip, port), H).serve_forever()
+elif mode == "udp-echo":
+    ip, port, log = sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((ip, port))
+    while True:
+        d, a = s.recvfrom(65535)
+        with open(log, "a") as f:
+            f.write(f"{a[0]} {a[1]}\n")
+        s.sendto(b"echo:" + d, a)
+elif mode == "udp-ask":
+    ip, port, text = sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(2)
+    s.sendto(text.encode(), (ip, port))
+    try:
+        print(s.recvfrom(65535)[0].decode())
+    except socket.timeout:
+        print("timeout")
+elif mode == "hold-serve":
+    ip, port = sys.argv[2], int(sys.argv[3])
+    srv = socket.create_server((ip, port), backlog=1024)
+    held = []
+    while True:
+        c, _ = srv.accept()
+        held.append(c)
+elif mode == "many-connect":
+    ip, port, n = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    ok = 0
+    socks = []
+    for i in range(n):
+        s = socket.socket()
+        s.settimeout(3)
+        try:
+            s.connect((ip, port))
+            socks.append(s)
+            ok += 1
+        except OSError:
+            s.close()
+    print(ok)
+else:
+    raise SystemExit(__doc__)
