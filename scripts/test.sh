@@ -10,6 +10,8 @@ if [ "$(id -u)" != 0 ]; then
 fi
 bash scripts/install-deps.sh || exit 1
 bash scripts/build.sh || exit 1
+# Type-check the tests too: tap runs them transpiled, without checking types.
+npx tsc -p tsconfig.test.json || exit 1
 
 files=("$@")
 [ ${#files[@]} -gt 0 ] || files=(test/unit/*.test.ts test/integration/*.test.ts)

@@ -31,7 +31,6 @@ import {
   type EndpointRecord,
   type NetworkRecord,
   type PortRecord,
-  type PublishSpec,
   type SandboxRecord,
   parsePublish,
 } from './model.js'

@@ -49,9 +49,13 @@ export async function createNetns(name: string): Promise<string> {
   return netnsPathFor(name)
 }
 
+/** Deletes a namespace we created, with its resolv.conf; one that is already gone is fine. */
 export async function deleteNetns(name: string): Promise<void> {
-  await ip(['netns', 'del', name])
-  fs.rmSync(path.join('/etc/netns', name), { recursive: true, force: true })
+  try {
+    if (netnsExists(netnsPathFor(name))) await ip(['netns', 'del', name])
+  } finally {
+    fs.rmSync(path.join('/etc/netns', name), { recursive: true, force: true })
+  }
 }
 
 /**

@@ -2,6 +2,7 @@
  * Namespaces for tests, named with a per-run prefix and removed in teardown (also when the
  * test fails).
  */
+import fs from 'node:fs'
 import type { Test } from 'tap'
 import { must, run } from './sh.js'
 
@@ -38,6 +39,19 @@ export async function removeNs(name: string): Promise<void> {
     }
   }
   await run('ip', ['netns', 'del', name])
+}
+
+/**
+ * A name for a sandbox the daemon will create; teardown removes the namespace and its
+ * resolv.conf even if the daemon could not (a failed test, a killed daemon).
+ */
+export function sandboxName(t: { teardown(fn: () => unknown): void }, prefix = 'sb'): string {
+  const name = uniqueName(prefix)
+  t.teardown(async () => {
+    await removeNs(name)
+    fs.rmSync(`/etc/netns/${name}`, { recursive: true, force: true })
+  })
+  return name
 }
 
 /** Moves a host interface into a namespace with an address, and brings it up. */

@@ -2,15 +2,9 @@
 import t from 'tap'
 import fs from 'node:fs'
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js'
-import { uniqueName } from '../helpers/netns.js'
-import { inNs, mustInNs, ping, run, sleep, spawnInNs } from '../helpers/sh.js'
+import { sandboxName } from '../helpers/netns.js'
+import { inNs, mustInNs, ping, sleep, spawnInNs } from '../helpers/sh.js'
 
-/** Sandboxes made through the daemon are removed by its teardown; this also drops leftovers. */
-function sandboxName(t: { teardown(fn: () => unknown): void }): string {
-  const name = uniqueName('sb')
-  t.teardown(() => run('ip', ['netns', 'del', name]))
-  return name
-}
 
 async function counts(d: TestDaemon) {
   const [n, s, e] = await Promise.all([d.api('GET', '/v1/networks'), d.api('GET', '/v1/sandboxes'), d.api('GET', '/v1/endpoints')])

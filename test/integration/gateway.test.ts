@@ -6,16 +6,11 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js'
 import { FakeUpstream } from '../helpers/fake-dns.js'
-import { makeNs, uniqueName } from '../helpers/netns.js'
+import { makeNs, sandboxName, uniqueName } from '../helpers/netns.js'
 import { inNs, mustInNs, ping, run, sleep, spawnInNs, waitFor } from '../helpers/sh.js'
 
 const helpers = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'helpers')
 
-function sandboxName(t: { teardown(fn: () => unknown): void }): string {
-  const name = uniqueName('gw')
-  t.teardown(() => run('ip', ['netns', 'del', name]))
-  return name
-}
 
 async function dig(ns: string, args: string[]): Promise<string> {
   const r = await inNs(ns, ['dig', '+time=3', '+tries=1', ...args], 20_000)
@@ -31,7 +26,7 @@ async function stats(d: TestDaemon) {
 
 t.test('ARP and ICMP for the gateway', async (t) => {
   const d = await startDaemon(t, ['--default-subnet', '10.220.0.0/24'])
-  const [a, b] = [sandboxName(t), sandboxName(t)]
+  const [a, b] = [sandboxName(t, 'gw'), sandboxName(t, 'gw')]
   await d.cli(['sandbox', 'create', a, '--network', 'default'])
   await d.cli(['sandbox', 'create', b, '--network', 'default'])
   t.equal(await ping(a, '10.220.0.1', 3), 3, 'the gateway answers ping')
@@ -84,7 +79,7 @@ t.test('embedded DNS', async (t) => {
   t.teardown(() => up2.close())
   const d = await startDaemon(t, ['--default-subnet', '10.222.0.0/24', '--dns', `127.0.0.1:${up1.port}`, '--dns', `127.0.0.1:${up2.port}`])
   await d.cli(['network', 'create', 'other', '--subnet', '10.223.0.0/24'])
-  const [web, db1, db2, far] = [sandboxName(t), sandboxName(t), sandboxName(t), sandboxName(t)]
+  const [web, db1, db2, far] = [sandboxName(t, 'gw'), sandboxName(t, 'gw'), sandboxName(t, 'gw'), sandboxName(t, 'gw')]
   await d.cli(['sandbox', 'create', web, '--network', 'default'])
   await d.cli(['sandbox', 'create', db1])
   await d.cli(['network', 'connect', 'default', db1, '--ip', '10.222.0.51', '--alias', 'db', '--alias', 'primary'])
@@ -122,7 +117,7 @@ t.test('embedded DNS', async (t) => {
   })
 
   await t.test('a large answer sets TC over UDP and comes whole over TCP', async (t) => {
-    const many = Array.from({ length: 34 }, () => sandboxName(t))
+    const many = Array.from({ length: 34 }, () => sandboxName(t, 'gw'))
     for (const n of many) {
       await d.api('POST', '/v1/sandboxes', { name: n })
       const r = await d.api('POST', '/v1/networks/default/connect', { sandbox: n, aliases: ['big'] })
@@ -155,7 +150,7 @@ t.test('embedded DNS', async (t) => {
 
   await t.test('internal networks never forward; strangers get no answer', async (t) => {
     await d.cli(['network', 'create', 'sealed', '--internal', '--subnet', '10.224.0.0/24'])
-    const inner = sandboxName(t)
+    const inner = sandboxName(t, 'gw')
     await d.cli(['sandbox', 'create', inner, '--network', 'sealed'])
     const q = up1.queries
     t.same(answers(await dig(inner, ['@10.224.0.1', inner])), ['10.224.0.2'], 'local names work')
@@ -189,7 +184,7 @@ t.test('DHCP for a VM-like client on a bare port', async (t) => {
   const added = await d.cli(['port', 'add', port, '--netns', vm, '--ifname', 'eth0'])
   t.equal(added.code, 0, added.stderr)
   t.teardown(() => run('ip', ['-n', vm, 'link', 'del', 'eth0']))
-  const sb = sandboxName(t)
+  const sb = sandboxName(t, 'gw')
   await d.cli(['sandbox', 'create', sb, '--network', 'default'])
   const sbAddr = (await d.api('GET', `/v1/sandboxes/${sb}`)).body.endpoints[0].address.split('/')[0]
 

@@ -7,7 +7,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { ChildProcess } from 'node:child_process'
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js'
-import { makeNs, uniqueName } from '../helpers/netns.js'
+import { makeNs, sandboxName } from '../helpers/netns.js'
 import { inNs, must, mustInNs, ping, run, sleep, spawnInNs, waitFor } from '../helpers/sh.js'
 
 const PEER = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'helpers', 'natpeer.py')
@@ -15,11 +15,6 @@ const HOST = '10.226.0.1'
 const OUTSIDE = '10.226.0.2'
 const GW = '10.227.0.1'
 
-function sandboxName(t: { teardown(fn: () => unknown): void }): string {
-  const name = uniqueName('nt')
-  t.teardown(() => run('ip', ['netns', 'del', name]))
-  return name
-}
 
 function serve(t: { teardown(fn: () => unknown): void }, ns: string, args: string[]): ChildProcess {
   const p = spawnInNs(ns, ['python3', PEER, ...args])
@@ -53,8 +48,8 @@ t.test('NAT through the host', async (t) => {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sy-nat-'))
   t.teardown(() => fs.rmSync(tmp, { recursive: true, force: true }))
 
-  const a = sandboxName(t)
-  const b = sandboxName(t)
+  const a = sandboxName(t, 'nt')
+  const b = sandboxName(t, 'nt')
   t.equal((await d.cli(['sandbox', 'create', a, '--network', 'default'])).code, 0)
   t.equal((await d.cli(['sandbox', 'create', b, '--network', 'default'])).code, 0)
   const httpLog = path.join(tmp, 'http.log')
@@ -101,7 +96,7 @@ t.test('NAT through the host', async (t) => {
   })
 
   await t.test('published TCP and UDP ports show the real client', async (t) => {
-    const web = sandboxName(t)
+    const web = sandboxName(t, 'nt')
     const created = await d.cli(['sandbox', 'create', web, '--network', 'default', '-p', '8081:80', '-p', '5354:5353/udp'])
     t.equal(created.code, 0, created.stderr)
     const webLog = path.join(tmp, 'web.log')
@@ -119,7 +114,7 @@ t.test('NAT through the host', async (t) => {
     t.equal((await inNs(a, ['curl', '-s', '-m', '5', `http://${GW}:8081/`])).stdout, 'ok', 'hairpin through the gateway')
     t.equal((await inNs(web, ['curl', '-s', '-m', '5', `http://${HOST}:8081/`])).stdout, 'ok', 'a sandbox reaching its own published port')
 
-    const clash = sandboxName(t)
+    const clash = sandboxName(t, 'nt')
     const r = await d.cli(['sandbox', 'create', clash, '--network', 'default', '-p', '8081:80'])
     t.not(r.code, 0)
     t.match(r.stderr, /8081.*already in use/)
@@ -149,7 +144,7 @@ t.test('NAT through the host', async (t) => {
 
   await t.test('an internal network has no egress', async (t) => {
     await d.cli(['network', 'create', 'sealed', '--internal', '--subnet', '10.228.0.0/24'])
-    const inner = sandboxName(t)
+    const inner = sandboxName(t, 'nt')
     await d.cli(['sandbox', 'create', inner, '--network', 'sealed'])
     const before = (await natStats(d)).frames
     t.equal(await ping(inner, OUTSIDE, 1), 0)
@@ -161,7 +156,7 @@ t.test('NAT through the host', async (t) => {
   await t.test('a flood of connections from one sandbox hits its limit; others keep working', async (t) => {
     serve(t, outside, ['hold-serve', OUTSIDE, '8100'])
     await sleep(300)
-    const flood = sandboxName(t)
+    const flood = sandboxName(t, 'nt')
     await d.cli(['sandbox', 'create', flood, '--network', 'default'])
     const r = await inNs(flood, ['python3', PEER, 'many-connect', OUTSIDE, '8100', '150'], 120_000)
     t.ok(Number(r.stdout) <= 64, `${r.stdout.trim()} of 150 connections made it (limit 64)`)

@@ -18,7 +18,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js'
-import { uniqueName } from '../helpers/netns.js'
+import { sandboxName, uniqueName } from '../helpers/netns.js'
 import { inNs, must, ping, run, waitFor } from '../helpers/sh.js'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
@@ -165,8 +165,7 @@ const tail = (run: VmRun, n = 25) => `qemu stderr: ${run.stderr.trim() || '(none
 
 /** A sandbox on the default network; returns its address (without prefix). */
 async function sandbox(t: Test, d: TestDaemon): Promise<{ name: string; ip: string }> {
-  const name = uniqueName('sb')
-  t.teardown(() => run('ip', ['netns', 'del', name]))
+  const name = sandboxName(t)
   const r = await d.cli(['sandbox', 'create', name, '--network', 'default'])
   if (r.code !== 0) throw new Error(`sandbox create ${name}: ${r.stderr}`)
   const sb = await d.api('GET', `/v1/sandboxes/${name}`)

@@ -1,5 +1,5 @@
 // The learning switch with a real daemon and three namespaces on TAP ports.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -21,7 +21,7 @@ async function portCounters(d: TestDaemon, name: string) {
 }
 
 /** Three namespaces, each on its own TAP port of the default network. */
-async function threeHosts(tt: Parameters<Parameters<typeof t.test>[1]>[0], d: TestDaemon): Promise<Host[]> {
+async function threeHosts(tt: Test, d: TestDaemon): Promise<Host[]> {
   const hosts: Host[] = []
   for (let i = 1; i <= 3; i++) {
     const ns = await makeNs(tt)
