@@ -8,6 +8,10 @@
 #include <sched.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <arpa/inet.h>
 #include <unistd.h>
 
 #include <string>
@@ -25,7 +29,9 @@ enum TapFlags : uint32_t {
   kCreateOnly = 16,  // fail with EBUSY if the device exists (IFF_TUN_EXCL)
 };
 
-constexpr int kVnetHdrSize = 12;  // struct virtio_net_hdr_mrg_rxbuf
+// struct virtio_net_hdr (no num_buffers): the size packet sockets use too, so frames pass
+// between TAP ports and packet-socket ports without moving bytes.
+constexpr int kVnetHdrSize = 10;
 
 // Opens /dev/net/tun inside the namespace at nsPath: the tun file's namespace is the
 // one of the opener, and TUNSETIFF looks the device name up there.
@@ -102,6 +108,61 @@ static Napi::Value TapOpen(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// packetOpen(ifname, netnsPath?) -> fd: an AF_PACKET socket on a device someone else holds
+// (a hypervisor's TAP), with virtio-net headers, not seeing its own transmissions.
+static Napi::Value PacketOpen(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name = info[0].As<Napi::String>().Utf8Value();
+  std::string ns;
+  bool haveNs = info.Length() > 1 && info[1].IsString();
+  if (haveNs) ns = info[1].As<Napi::String>().Utf8Value();
+  int self = -1, target = -1;
+  if (haveNs) {
+    self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    target = self < 0 ? -1 : open(ns.c_str(), O_RDONLY | O_CLOEXEC);
+    if (target < 0 || setns(target, CLONE_NEWNET) < 0) {
+      int err = errno;
+      if (self >= 0) close(self);
+      if (target >= 0) close(target);
+      return ThrowErrno(env, err, "setns", ns.c_str());
+    }
+  }
+  int err = 0;
+  const char* syscall = "";
+  int fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, htons(ETH_P_ALL));
+  unsigned idx = if_nametoindex(name.c_str());
+  if (fd < 0) {
+    err = errno;
+    syscall = "socket(AF_PACKET)";
+  } else if (idx == 0) {
+    err = ENODEV;
+    syscall = "if_nametoindex";
+  }
+  if (haveNs) {
+    if (setns(self, CLONE_NEWNET) < 0) abort();
+    close(self);
+    close(target);
+  }
+  if (err) {
+    if (fd >= 0) close(fd);
+    return ThrowErrno(env, err, syscall, name.c_str());
+  }
+  int one = 1;
+  struct sockaddr_ll sll;
+  memset(&sll, 0, sizeof sll);
+  sll.sll_family = AF_PACKET;
+  sll.sll_protocol = htons(ETH_P_ALL);
+  sll.sll_ifindex = (int)idx;
+  if (setsockopt(fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof one) < 0) { err = errno; syscall = "setsockopt(PACKET_VNET_HDR)"; }
+  else if (setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one) < 0) { err = errno; syscall = "setsockopt(PACKET_IGNORE_OUTGOING)"; }
+  else if (bind(fd, reinterpret_cast<struct sockaddr*>(&sll), sizeof sll) < 0) { err = errno; syscall = "bind(AF_PACKET)"; }
+  if (err) {
+    close(fd);
+    return ThrowErrno(env, err, syscall, name.c_str());
+  }
+  return Napi::Number::New(env, fd);
+}
+
 // tapSetPersist(fd, on): a port removed on purpose must not outlive the daemon.
 static Napi::Value TapSetPersist(const Napi::CallbackInfo& info) {
   int fd = info[0].As<Napi::Number>().Int32Value();
@@ -119,6 +180,7 @@ static Napi::Value CloseFd(const Napi::CallbackInfo& info) {
 void InitTapDevice(Napi::Env env, Napi::Object exports) {
   exports.Set("tapOpen", Napi::Function::New(env, TapOpen));
   exports.Set("tapSetPersist", Napi::Function::New(env, TapSetPersist));
+  exports.Set("packetOpen", Napi::Function::New(env, PacketOpen));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd));
   Napi::Object f = Napi::Object::New(env);
   f.Set("VNET_HDR", (uint32_t)kVnetHdr);

@@ -17,7 +17,7 @@ const stringMap = { type: 'object', additionalProperties: { type: 'string', maxL
 const ipv4 = { type: 'string', maxLength: 15 }
 const cidr = { type: 'string', maxLength: 18 }
 
-const portCreate = compile<{ name: string; network?: string; netns?: string; ifname?: string }>({
+const portCreate = compile<{ name: string; network?: string; netns?: string; ifname?: string; vm?: boolean }>({
   type: 'object',
   additionalProperties: false,
   required: ['name'],
@@ -26,6 +26,7 @@ const portCreate = compile<{ name: string; network?: string; netns?: string; ifn
     network: { type: 'string', minLength: 1, maxLength: 128 },
     netns: { type: 'string', minLength: 1, maxLength: 4096 },
     ifname: { type: 'string', pattern: IFNAME_PATTERN },
+    vm: { type: 'boolean' },
   },
 })
 
@@ -122,7 +123,7 @@ export function registerRoutes(api: ApiServer, cp: ControlPlane, sw: Switch, def
     const b = check(portCreate, r.body ?? {})
     // A bare name means /run/netns/NAME, as `ip netns` names them.
     const netnsPath = b.netns === undefined ? undefined : b.netns.startsWith('/') ? b.netns : `/run/netns/${b.netns}`
-    return cp.addPort(b.name, b.network ?? defaultNetwork, { netnsPath, ifname: b.ifname })
+    return cp.addPort(b.name, b.network ?? defaultNetwork, { netnsPath, ifname: b.ifname, vm: b.vm })
   }, 201)
   api.route('DELETE', '/v1/ports/:name', async (r) => {
     await cp.removePort(r.params.name)

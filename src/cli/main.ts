@@ -117,8 +117,15 @@ port
   .option('--network <network>', 'network name or ID', 'default')
   .option('--netns <name|path>', 'move the device into this network namespace')
   .option('--ifname <name>', 'its name there (default: NAME)')
+  .option('--vm', 'leave the TAP for a hypervisor to open by name (qemu -netdev tap,ifname=NAME)')
   .action(async (name: string, o) => {
-    const p = await api<PortRow>('POST', '/v1/ports', { name, network: o.network, ...(o.netns ? { netns: o.netns } : {}), ...(o.ifname ? { ifname: o.ifname } : {}) })
+    const p = await api<PortRow>('POST', '/v1/ports', {
+      name,
+      network: o.network,
+      ...(o.netns ? { netns: o.netns } : {}),
+      ...(o.ifname ? { ifname: o.ifname } : {}),
+      ...(o.vm ? { vm: true } : {}),
+    })
     out(g().format === 'json' ? renderObject(p) : p.name)
   })
 port

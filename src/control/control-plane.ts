@@ -161,7 +161,8 @@ export class ControlPlane implements DhcpLeaseBackend {
       this.ports.set(rec.name, rec)
       try {
         // Only re-attach: a device that is gone (or was moved by hand) must not be recreated elsewhere.
-        this.sw.addTapPort(rec.name, rec.networkId, { persist: true, attachOnly: true, netnsPath: rec.netnsPath, device: rec.ifname })
+        if (rec.kind === 'vm') this.sw.addTapPort(rec.name, rec.networkId, { attach: 'packet' })
+        else this.sw.addTapPort(rec.name, rec.networkId, { persist: true, attachOnly: true, netnsPath: rec.netnsPath, device: rec.ifname })
       } catch (e) {
         this.log.warn('port device did not come back; remove the port or recreate it', { port: rec.name, error: String(e) })
       }
@@ -289,20 +290,22 @@ export class ControlPlane implements DhcpLeaseBackend {
   // ---- bare ports ----------------------------------------------------------------------
 
   /** Creates a TAP port; with `netnsPath` the device is moved there (renamed `ifname`) and found there again after a restart. */
-  addPort(name: string, networkRef: string, place: { netnsPath?: string; ifname?: string } = {}) {
+  addPort(name: string, networkRef: string, place: { netnsPath?: string; ifname?: string; vm?: boolean } = {}) {
     return this.serial(async () => {
       const n = this.net(networkRef)
       if (this.ports.has(name) || this.sw.hasPort(name)) throw conflict('NAME_TAKEN', `a port named "${name}" already exists`)
       if (place.ifname && !place.netnsPath) throw invalid('ifname needs netns', 'ifname')
+      if (place.vm && place.netnsPath) throw invalid('a VM port stays in the host namespace, where the hypervisor opens it', 'netns')
       if (place.netnsPath && !netns.netnsExists(place.netnsPath)) throw invalid(`network namespace ${place.netnsPath} does not exist`, 'netns')
       const rec: PortRecord = {
         id: newId(),
         name,
         networkId: n.rec.id,
         ...(place.netnsPath ? { netnsPath: place.netnsPath, ifname: place.ifname ?? name } : {}),
+        ...(place.vm ? { kind: 'vm' as const } : {}),
         createdAt: new Date().toISOString(),
       }
-      const info = this.sw.addTapPort(name, n.rec.id, { persist: true })
+      const info = place.vm ? await this.addVmPort(name, n.rec.id) : this.sw.addTapPort(name, n.rec.id, { persist: true })
       try {
         if (rec.netnsPath) await netns.moveLinkBare(name, rec.netnsPath, rec.ifname!)
         this.store.put(KIND.port, rec.name, rec)
@@ -315,6 +318,22 @@ export class ControlPlane implements DhcpLeaseBackend {
     })
   }
 
+  /** A TAP left free for QEMU (`-netdev tap,ifname=NAME`), attached through a packet socket. */
+  private async addVmPort(name: string, networkId: string) {
+    try {
+      this.sw.createFreeTap(name)
+    } catch (e) {
+      throw new ControlError('conflict', 'DEVICE_EXISTS', `cannot create TAP device ${name}: ${(e as Error).message}`)
+    }
+    try {
+      await netns.linkUp(name)
+      return this.sw.addTapPort(name, networkId, { attach: 'packet' })
+    } catch (e) {
+      await netns.deleteLink(undefined, name).catch(() => undefined)
+      throw e
+    }
+  }
+
   removePort(name: string) {
     return this.serial(async () => {
       const rec = this.ports.get(name)
@@ -322,9 +341,13 @@ export class ControlPlane implements DhcpLeaseBackend {
       for (const ep of [...this.endpoints.values()].filter((e) => e.lease && e.tap === name)) this.dropLease(ep)
       this.store.delete(KIND.port, name)
       this.ports.delete(name)
-      if (this.sw.hasPort(name)) this.sw.removePort(name, true)
-      else if (rec.netnsPath && netns.netnsExists(rec.netnsPath)) await netns.deleteLink(rec.netnsPath, rec.ifname!).catch(() => undefined)
-      else await netns.deleteLink(undefined, name).catch(() => undefined)
+      const held = this.sw.hasPort(name)
+      if (held) this.sw.removePort(name, true) // a TAP the switch holds goes with its fd
+      if (rec.kind === 'vm' || !held) {
+        // A hypervisor's TAP, or a device we never got back, is deleted by name where it lives.
+        const where = rec.netnsPath && netns.netnsExists(rec.netnsPath) ? rec.netnsPath : undefined
+        await netns.deleteLink(where, where ? rec.ifname! : name).catch(() => undefined)
+      }
     })
   }
 

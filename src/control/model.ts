@@ -90,6 +90,8 @@ export interface PortRecord {
   /** Where the device was put when it is not in the host namespace, and its name there. */
   netnsPath?: string
   ifname?: string
+  /** 'vm': the TAP is left free for a hypervisor to open by name; the switch attaches with a packet socket. */
+  kind?: 'tap' | 'vm'
   createdAt: string
 }
 

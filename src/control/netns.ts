@@ -110,6 +110,10 @@ export async function moveLinkBare(hostName: string, nsPath: string, ifname: str
   await ip(['-n', ns, 'link', 'set', 'dev', ifname, 'up'])
 }
 
+export async function linkUp(ifname: string): Promise<void> {
+  await ip(['link', 'set', 'dev', ifname, 'up'])
+}
+
 /** Interface names present in a sandbox. */
 export async function listLinks(nsPath: string): Promise<string[]> {
   const out = await ipIn(nsPath, ['-j', 'link', 'show'])

@@ -21,6 +21,11 @@ export interface TapOpenOptions {
   netnsPath?: string
   /** The device's name there, when it differs from the port's (a TAP renamed eth0 in a sandbox). */
   device?: string
+  /**
+   * 'tun' (default): the switch holds the TAP's queue. 'packet': someone else holds it (QEMU
+   * with `-netdev tap,ifname=...`) and the switch attaches with a packet socket, as OVS does.
+   */
+  attach?: 'tun' | 'packet'
 }
 
 /** Errno names that mean the device is gone rather than that something is wrong with us. */
@@ -35,8 +40,9 @@ export class TapIo {
   readonly meta = new Int32Array(BATCH_FRAMES * 2)
   readonly hdr = VNET_HDR_SIZE
 
-  /** Opens (or creates) the TAP with virtio-net headers and TSO/checksum offloads. */
+  /** Opens (or creates) the TAP with virtio-net headers and TSO/checksum offloads, or attaches a packet socket to it. */
   open(name: string, opts: TapOpenOptions = {}): number {
+    if (opts.attach === 'packet') return native.packetOpen(opts.device ?? name, opts.netnsPath)
     let flags = TapFlags.VNET_HDR
     if (opts.persist) flags |= TapFlags.PERSIST
     if (opts.attachOnly) flags |= TapFlags.ATTACH_ONLY
@@ -50,10 +56,18 @@ export class TapIo {
     return p
   }
 
-  /** Closes the fd; a device that is not persistent disappears with it. */
-  close(fd: number, removeDevice: boolean): void {
+  /**
+   * Creates a persistent TAP and lets go of it, for a hypervisor to open by name; frames of it
+   * reach the switch through a packet socket.
+   */
+  createFree(name: string): void {
+    native.closeFd(native.tapOpen(name, TapFlags.VNET_HDR | TapFlags.PERSIST | TapFlags.CREATE_ONLY).fd)
+  }
+
+  /** Closes the fd; a TAP that is not persistent disappears with it (packet sockets just close). */
+  close(fd: number, removeDevice: boolean, attach: 'tun' | 'packet' = 'tun'): void {
     try {
-      if (removeDevice) native.tapSetPersist(fd, false)
+      if (removeDevice && attach === 'tun') native.tapSetPersist(fd, false)
     } finally {
       native.closeFd(fd)
     }

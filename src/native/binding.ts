@@ -24,6 +24,7 @@ export interface Poller {
 export interface NativeBinding {
   tapOpen(name: string, flags: number, netnsPath?: string): TapHandle
   tapSetPersist(fd: number, on: boolean): void
+  packetOpen(ifname: string, netnsPath?: string): number
   closeFd(fd: number): void
   readBatch(fd: number, slab: Uint8Array, start: number, meta: Int32Array, maxFrames: number, frameMax: number): number
   writeBatch(slab: Uint8Array, desc: Int32Array, count: number): number

@@ -62,6 +62,7 @@ interface NetState {
 
 interface PortState {
   fd: number
+  attach: 'tun' | 'packet'
   poller?: Poller
   network: string
   goneReason?: string
@@ -137,7 +138,7 @@ export class Switch {
     this.ports.net[p] = n.index
     this.ports.hdr[p] = this.io.hdr
     this.ports.maxFrame[p] = n.mtu + 18
-    const st: PortState = { fd, network }
+    const st: PortState = { fd, network, attach: open.attach ?? 'tun' }
     this.portState.set(p, st)
     this.byName.set(name, p)
     n.ports.add(p)
@@ -150,6 +151,11 @@ export class Switch {
     return this.portInfo(p)
   }
 
+  /** Creates a persistent TAP nobody holds (for a hypervisor); attach it with `attach: 'packet'`. */
+  createFreeTap(name: string): void {
+    this.io.createFree(name)
+  }
+
   /** Removes a port; `removeDevice` also deletes a persistent TAP device. */
   removePort(name: string, removeDevice = true): void {
     const p = this.byName.get(name)
@@ -157,7 +163,7 @@ export class Switch {
     const st = this.portState.get(p)!
     this.detach(p, st)
     try {
-      if (st.fd >= 0) this.io.close(st.fd, removeDevice)
+      if (st.fd >= 0) this.io.close(st.fd, removeDevice, st.attach)
     } catch (e) {
       this.log?.warn('closing port fd failed', { port: name, error: String(e) })
     }

@@ -1,0 +1,28 @@
+// UDP sink for bench/nat.sh: binds HOST:PORT for each PORT given, counts datagrams and
+// distinct sources, answers nothing.  Prints READY once bound; on SIGUSR1 (and on
+// SIGTERM, before exiting) prints {"datagrams":N,"sources":N}.
+//
+//   node udp-sink.mjs HOST PORT...
+import dgram from 'node:dgram'
+
+const [host, ...ports] = process.argv.slice(2)
+let datagrams = 0
+const sources = new Set()
+let bound = 0
+for (const p of ports) {
+  const s = dgram.createSocket('udp4')
+  s.on('message', (_m, r) => {
+    datagrams++
+    sources.add(`${r.address}:${r.port}>${p}`)
+  })
+  s.bind({ address: host, port: Number(p) }, () => {
+    s.setRecvBufferSize(8 << 20)
+    if (++bound === ports.length) console.log('READY')
+  })
+}
+const report = () => console.log(JSON.stringify({ datagrams, sources: sources.size }))
+process.on('SIGUSR1', report)
+process.on('SIGTERM', () => {
+  report()
+  process.exit(0)
+})
