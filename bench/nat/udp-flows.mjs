@@ -1,19 +1,23 @@
 // Many UDP flows for bench/nat.sh: from every source port in [FIRST, FIRST+COUNT) sends one
 // small datagram to DST:DPORT for each DPORT given, so COUNT x (number of DPORTs) distinct
-// flows, then closes the socket.  At most WINDOW sockets are open at once; PACE_US
-// (optional) sleeps that long after each source port.  Prints
+// flows, then closes the socket.  At most --window sockets are open at once (512), and new
+// source ports start at most --rate per second (0 = as fast as it goes: a burst larger
+// than the sandbox interface's queue is dropped there).  Prints
 //   {"flows":N,"sent":N,"errors":N,"seconds":S,"first_error":".."}
 //
-//   node udp-flows.mjs DST FIRST COUNT DPORT... [--window N]
+//   node udp-flows.mjs DST FIRST COUNT DPORT... [--window N] [--rate PORTS_PER_S]
 import dgram from 'node:dgram'
 
 const args = process.argv.slice(2)
-let window = 512
-const wi = args.indexOf('--window')
-if (wi >= 0) {
-  window = Number(args[wi + 1])
-  args.splice(wi, 2)
+function opt(name, dflt) {
+  const i = args.indexOf(name)
+  if (i < 0) return dflt
+  const v = Number(args[i + 1])
+  args.splice(i, 2)
+  return v
 }
+const window = opt('--window', 512)
+const rate = opt('--rate', 0)
 const [dst, firstS, countS, ...dports] = args
 if (!dst || !firstS || !countS || !dports.length) {
   console.error('usage: node udp-flows.mjs DST FIRST COUNT DPORT... [--window N]')
@@ -55,8 +59,18 @@ function one(port) {
 
 let next = first
 const end = first + count
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 async function lane() {
-  while (next < end) await one(next++)
+  while (next < end) {
+    const port = next++
+    if (rate > 0) {
+      // port number k (from 0) may start at t0 + k / rate
+      const due = Number(t0) / 1e6 + ((port - first) / rate) * 1000
+      const wait = due - Number(process.hrtime.bigint()) / 1e6
+      if (wait > 1) await sleep(wait)
+    }
+    await one(port)
+  }
 }
 await Promise.all(Array.from({ length: Math.min(window, count) }, lane))
 const secs = Number(process.hrtime.bigint() - t0) / 1e9

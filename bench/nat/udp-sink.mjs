@@ -1,5 +1,5 @@
 // UDP sink for bench/nat.sh: binds HOST:PORT for each PORT given, counts datagrams and
-// distinct sources, answers nothing.  Prints READY once bound; on SIGUSR1 (and on
+// distinct sources, answers nothing.  Prints READY once bound; on SIGUSR2 (and on
 // SIGTERM, before exiting) prints {"datagrams":N,"sources":N}.
 //
 //   node udp-sink.mjs HOST PORT...
@@ -21,7 +21,7 @@ for (const p of ports) {
   })
 }
 const report = () => console.log(JSON.stringify({ datagrams, sources: sources.size }))
-process.on('SIGUSR1', report)
+process.on('SIGUSR2', report)
 process.on('SIGTERM', () => {
   report()
   process.exit(0)

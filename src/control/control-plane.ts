@@ -619,10 +619,10 @@ export class ControlPlane implements DhcpLeaseBackend {
   private publishTarget(endpointId: string): PublishTarget | undefined {
     const ep = this.endpoints.get(endpointId)
     const port = ep && this.sw.portIndex(ep.tap)
-    if (!ep || port === undefined) return undefined
-    const n = this.nets.get(ep.networkId)!.rec
+    const network = ep && this.gateway.natNetworkOf(ep.networkId)
+    if (!ep || port === undefined || !network) return undefined
     return {
-      network: this.gateway.natNetwork(gatewayNetwork(n)),
+      network,
       port,
       hdr: this.sw.ports.hdr[port],
       sandboxIp: parseIpv4(ep.address.split('/')[0]),

@@ -11,14 +11,13 @@ import { ArpOp, arpOp, arpSenderIp, arpTargetIp, isEthIpv4Arp, writeArpReply, AR
 import { echoRequestToReply, icmpCheck, icmpCode, icmpType, IcmpType } from '../packet/icmp.js'
 import { IpProtocol, ipv4Check, ipv4Dst, ipv4HeaderLength, ipv4IsFragment, ipv4Protocol, ipv4Src, ipv4SwapAddresses, ipv4TotalLength } from '../packet/ipv4.js'
 import { readMac, writeMac, BROADCAST_MAC } from '../packet/mac.js'
-import { tcpCheck, tcpDstPort, tcpSrcPort } from '../packet/tcp.js'
+import { tcpCheck } from '../packet/tcp.js'
 import { udpCheck, udpDstPort, udpLength, udpSrcPort } from '../packet/udp.js'
 import { parseIpv4 } from '../packet/ipv4.js'
 import type { LocalStack } from '../switch/forwarder.js'
 import type { DhcpNetworkConfig, DhcpServer } from './dhcp/index.js'
 import type { DnsNetwork, DnsServer } from './dns/index.js'
 import { sendUdp, type FlowAddress, type SendFrame } from './frames.js'
-import { TcpResponder, type TcpConnection } from './tcp-responder.js'
 import type { Nat, NatNetwork } from '../nat/nat.js'
 
 const ETH = 14
@@ -53,8 +52,8 @@ export interface GatewayOptions {
   dhcp?: { server: DhcpServer; config: () => DhcpNetworkConfig; onPort?: (port: number) => void }
   /** True when `ip` belongs to an endpoint of this network: DNS answers only those. */
   isMember: (ip: number) => boolean
-  /** External connectivity; absent on internal networks. */
-  nat?: { engine: Nat; network: NatNetwork }
+  /** External connectivity (none on internal networks) and the gateway's TCP services. */
+  nat: { engine: Nat; network: NatNetwork }
   /** The network's subnet: traffic within it is never NAT's. */
   subnet: { network: number; mask: number }
 }
@@ -64,7 +63,6 @@ export class Gateway implements LocalStack {
   readonly ip: number
   readonly counters: GatewayCounters = { arpReplies: 0, arpIgnored: 0, icmpEchoReplies: 0, dnsQueries: 0, dnsRefusedNotMember: 0, dhcpPackets: 0, dhcpSpoofed: 0, malformed: 0, unhandled: 0 }
   private readonly tx: Uint8Array
-  private readonly tcp: TcpResponder
   private readonly addr: FlowAddress = { srcMac: 0, dstMac: 0, srcIp: 0, dstIp: 0, srcPort: 0, dstPort: 0 }
 
   constructor(private readonly opts: GatewayOptions) {
@@ -72,7 +70,6 @@ export class Gateway implements LocalStack {
     this.ip = parseIpv4(opts.ip)
     // Replies are built here: the slab they answer belongs to the batch being processed.
     this.tx = new Uint8Array(64 + ETH + 65536)
-    this.tcp = new TcpResponder({ send: opts.send, mtu: opts.mtu, onData: (c, d) => this.dnsOverTcp(c, d) })
   }
 
   receive(_net: number, inPort: number, slab: Uint8Array, eth: number, len: number, hdr: number): void {
@@ -82,11 +79,7 @@ export class Gateway implements LocalStack {
   }
 
   endBatch(): void {
-    this.opts.nat?.engine.endBatch()
-  }
-
-  close(): void {
-    this.tcp.close()
+    this.opts.nat.engine.endBatch()
   }
 
   private arp(inPort: number, slab: Uint8Array, eth: number, len: number, hdr: number): void {
@@ -123,10 +116,9 @@ export class Gateway implements LocalStack {
     }
     const dst = ipv4Dst(slab, ip)
     if (dst !== this.ip && dst !== LIMITED_BROADCAST) {
-      // Beyond the network: external connectivity, if this network has any.
-      const nat = this.opts.nat
+      // Beyond the network: external connectivity (NAT refuses it on internal networks).
       const sub = this.opts.subnet
-      if (nat && ((dst & sub.mask) >>> 0) !== sub.network) nat.engine.egress(nat.network, inPort, slab, eth, len, hdr)
+      if (((dst & sub.mask) >>> 0) !== sub.network) this.opts.nat.engine.egress(this.opts.nat.network, inPort, slab, eth, len, hdr)
       return
     }
     if (ipv4IsFragment(slab, ip)) {
@@ -139,7 +131,7 @@ export class Gateway implements LocalStack {
     const proto = ipv4Protocol(slab, ip)
     if (proto === IpProtocol.ICMP && dst === this.ip) this.icmp(inPort, slab, eth, ip, l4, l4len, hdr)
     else if (proto === IpProtocol.UDP) this.udp(inPort, slab, eth, ip, l4, l4len, hdr, dst, len)
-    else if (proto === IpProtocol.TCP && dst === this.ip) this.tcpSegment(inPort, slab, eth, ip, l4, l4len, hdr, len)
+    else if (proto === IpProtocol.TCP && dst === this.ip) this.tcpSegment(inPort, slab, eth, l4, l4len, hdr, len)
     else this.counters.unhandled++
   }
 
@@ -200,7 +192,7 @@ export class Gateway implements LocalStack {
       })
     } else if (dport === DHCP_SERVER_PORT && udpSrcPort(slab, l4) === DHCP_CLIENT_PORT && this.opts.dhcp) {
       this.dhcp(inPort, slab, eth, payload, plen, hdr)
-    } else if (dst === this.ip && this.opts.nat) {
+    } else if (dst === this.ip) {
       // Other ports of the gateway's address stand for the host.
       this.opts.nat.engine.egress(this.opts.nat.network, inPort, slab, eth, len, hdr)
     } else {
@@ -230,50 +222,12 @@ export class Gateway implements LocalStack {
     sendUdp(this.opts.send, inPort, this.tx, hdr, a, reply.payload, this.opts.mtu)
   }
 
-  private tcpSegment(inPort: number, slab: Uint8Array, eth: number, ip: number, l4: number, l4len: number, hdr: number, len: number): void {
+  /** TCP to the gateway: its own services (DNS) and, beyond them, the host; NAT carries both. */
+  private tcpSegment(inPort: number, slab: Uint8Array, eth: number, l4: number, l4len: number, hdr: number, len: number): void {
     if (tcpCheck(slab, l4, l4len) !== null) {
       this.counters.malformed++
       return
     }
-    const dport = tcpDstPort(slab, l4)
-    if (dport !== DNS_PORT || !this.opts.dns) {
-      if (this.opts.nat) this.opts.nat.engine.egress(this.opts.nat.network, inPort, slab, eth, len, hdr)
-      else this.counters.unhandled++
-      return
-    }
-    if (!this.opts.isMember(ipv4Src(slab, ip))) {
-      this.counters.dnsRefusedNotMember++
-      return
-    }
-    this.tcp.receive(inPort, hdr, this.flow(slab, eth, ip, tcpSrcPort(slab, l4), dport), slab, l4, l4len)
+    this.opts.nat.engine.egress(this.opts.nat.network, inPort, slab, eth, len, hdr)
   }
-
-  /** DNS over TCP: two-byte length, then the message (RFC 1035 4.2.2); several per connection. */
-  private dnsOverTcp(conn: TcpConnection, data: Uint8Array): void {
-    let buf = conn.state instanceof Uint8Array ? concat(conn.state, data) : data
-    while (buf.length >= 2) {
-      const n = (buf[0] << 8) | buf[1]
-      if (buf.length < 2 + n) break
-      const query = buf.slice(2, 2 + n)
-      buf = buf.subarray(2 + n)
-      this.counters.dnsQueries++
-      const { server, network } = this.opts.dns!
-      server.handle(this.opts.networkId, network, query, 'tcp', (answer) => {
-        const framed = new Uint8Array(2 + answer.length)
-        framed[0] = answer.length >>> 8
-        framed[1] = answer.length & 0xff
-        framed.set(answer, 2)
-        conn.write(framed)
-      })
-    }
-    // A client sending an endless partial message must not grow memory without bound.
-    conn.state = buf.length > 0 && buf.length <= 65537 ? buf : undefined
-  }
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length)
-  out.set(a)
-  out.set(b, a.length)
-  return out
 }

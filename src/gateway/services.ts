@@ -14,7 +14,8 @@ import type { Logger } from '../util/log.js'
 import { DhcpServer, type DhcpLeaseBackend, type DhcpNetworkConfig } from './dhcp/index.js'
 import { DnsRecords, DnsServer, type Upstream } from './dns/index.js'
 import { Gateway } from './gateway.js'
-import { Nat } from '../nat/nat.js'
+import { Nat, type NatNetwork } from '../nat/nat.js'
+import { dnsTcpService } from './dns-tcp.js'
 
 export interface GatewayNetwork {
   id: string
@@ -68,6 +69,7 @@ export class GatewayServices {
   readonly nat: Nat
   private readonly gateways = new Map<string, Gateway>()
   private readonly members = new Map<string, Map<number, number>>()
+  private readonly natNetworks = new Map<string, NatNetwork>()
   private readonly sw: Switch
   private readonly leaseSeconds: number
   /** The switch port the DHCP message being handled came in on (handle() is synchronous). */
@@ -81,9 +83,9 @@ export class GatewayServices {
     this.nat = new Nat({ send: this.sw.sendFrame, maxFlows: opts.natMaxFlows, maxPerSandbox: opts.natMaxPerSandbox })
   }
 
-  /** What NAT needs to know of a network. */
-  natNetwork(net: GatewayNetwork) {
-    return { id: net.id, gatewayIp: parseIpv4(net.gateway), gatewayMac: gatewayMac(net.id), mtu: net.mtu }
+  /** What NAT knows of an attached network (published ports use it too). */
+  natNetworkOf(networkId: string): NatNetwork | undefined {
+    return this.natNetworks.get(networkId)
   }
 
   attach(net: GatewayNetwork): void {
@@ -100,17 +102,28 @@ export class GatewayServices {
       leaseSeconds: this.leaseSeconds,
       ...(net.options.domain ? { domainName: net.options.domain } : {}),
     }
-    const gw = new Gateway({
+    const dnsNetwork = { internal: net.internal, upstreams: networkUpstreams(net.options), domain: net.options.domain }
+    const isMember = (ip: number) => members.has(ip)
+    const natNetwork: NatNetwork = {
+      id: net.id,
+      gatewayIp: parseIpv4(net.gateway),
+      gatewayMac: gatewayMac(net.id),
+      mtu: net.mtu,
+      internal: net.internal,
+      services: new Map([[53, dnsTcpService(this.dns, net.id, dnsNetwork, isMember, () => gw.counters.dnsQueries++)]]),
+    }
+    this.natNetworks.set(net.id, natNetwork)
+    const gw: Gateway = new Gateway({
       networkId: net.id,
       ip: net.gateway,
       mac: gatewayMac(net.id),
       mtu: net.mtu,
       send: this.sw.sendFrame,
-      dns: { server: this.dns, network: { internal: net.internal, upstreams: networkUpstreams(net.options), domain: net.options.domain } },
+      dns: { server: this.dns, network: dnsNetwork },
       dhcp: { server: this.dhcp, config: () => dhcpConfig, onPort: (p) => (this.dhcpPort = p) },
-      isMember: (ip) => members.has(ip),
+      isMember,
       subnet: { network: (parseIpv4(net.gateway) & maskNum(net.prefix)) >>> 0, mask: maskNum(net.prefix) },
-      ...(net.internal ? {} : { nat: { engine: this.nat, network: this.natNetwork(net) } }),
+      nat: { engine: this.nat, network: natNetwork },
     })
     this.gateways.set(net.id, gw)
     this.sw.setLocalStack(net.id, gw)
@@ -119,8 +132,8 @@ export class GatewayServices {
   detach(networkId: string): void {
     const gw = this.gateways.get(networkId)
     if (!gw) return
-    gw.close()
     this.gateways.delete(networkId)
+    this.natNetworks.delete(networkId)
     this.members.delete(networkId)
     this.records.removeNetwork(networkId)
     if (this.sw.hasNetwork(networkId)) this.sw.setLocalStack(networkId, undefined)

@@ -11,6 +11,7 @@
  */
 import dgram from 'node:dgram'
 import net from 'node:net'
+import type { Duplex } from 'node:stream'
 import { IpProtocol, ipv4Dst, ipv4HeaderLength, ipv4IsFragment, ipv4Protocol, ipv4Src, ipv4ToString, ipv4TotalLength } from '../packet/ipv4.js'
 import { icmpCheck, icmpCode, icmpType, IcmpType } from '../packet/icmp.js'
 import { readMac } from '../packet/mac.js'
@@ -26,12 +27,19 @@ const ETH = 14
 const VNET_NEEDS_CSUM = 1
 const LOOPBACK = 0x7f000001
 
+/** A TCP service the gateway itself offers (DNS over TCP): a stream per connection, or undefined to refuse. */
+export type LocalTcpService = (peerIp: number, peerPort: number) => Duplex | undefined
+
 /** The network a frame came from, as NAT needs it. */
 export interface NatNetwork {
   id: string
   gatewayIp: number
   gatewayMac: number
   mtu: number
+  /** No egress at all: only the gateway's own services answer. */
+  internal: boolean
+  /** TCP services on the gateway's address, by port. */
+  services?: ReadonlyMap<number, LocalTcpService>
 }
 
 export interface Publish {
@@ -76,11 +84,13 @@ export interface NatCounters {
   unsolicited: number
   retransmits: number
   resets: number
+  /** Frames from sandboxes of internal networks for anything but the gateway's services. */
+  internal: number
 }
 
 export class Nat {
   readonly ct: ConnTrack
-  readonly counters: NatCounters = { frames: 0, malformed: 0, badChecksum: 0, fragments: 0, unroutable: 0, refusedLimit: 0, unsolicited: 0, retransmits: 0, resets: 0 }
+  readonly counters: NatCounters = { frames: 0, malformed: 0, badChecksum: 0, fragments: 0, unroutable: 0, refusedLimit: 0, unsolicited: 0, retransmits: 0, resets: 0, internal: 0 }
   private readonly send: SendFrame
   private readonly scratch = new Uint8Array(64 + ETH + 65536 + 128)
   private readonly ackQueue = new Set<TcpFlow>()
@@ -106,6 +116,11 @@ export class Nat {
     }
     const dst = ipv4Dst(slab, ip)
     const src = ipv4Src(slab, ip)
+    const proto = ipv4Protocol(slab, ip)
+    if (nw.internal && !(dst === nw.gatewayIp && proto === IpProtocol.TCP)) {
+      this.counters.internal++
+      return
+    }
     // The gateway's own address stands for the host (its loopback), as pasta maps it.
     const remote = dst === nw.gatewayIp ? LOOPBACK : dst
     if (!routable(remote)) {
@@ -116,7 +131,6 @@ export class Nat {
     const l4 = ip + ihl
     const l4len = ipv4TotalLength(slab, ip) - ihl
     const partialCsum = hdr > 0 && (slab[eth - hdr] & VNET_NEEDS_CSUM) !== 0
-    const proto = ipv4Protocol(slab, ip)
     if (proto === IpProtocol.TCP) {
       if (tcpCheck(slab, l4, l4len) !== null) return void this.counters.malformed++
       if (!partialCsum && !tcpChecksumOk(slab, l4, l4len, src, dst)) return void this.counters.badChecksum++
@@ -176,13 +190,21 @@ export class Nat {
       }
       return
     }
-    if (this.ct.admit(nw.id, src)) {
-      this.counters.refusedLimit++
+    const service = dst === nw.gatewayIp ? nw.services?.get(dport) : undefined
+    const refuse = () => {
       const n = writeTcpFrame(this.scratch, hdr, side.addr, 0, (seq + 1) >>> 0, TcpFlag.RST | TcpFlag.ACK, 0, undefined, 0, 0)
       this.send(inPort, this.scratch, n)
-      return
     }
-    const sock = net.connect({ host: ipv4ToString(remote), port: dport, noDelay: true })
+    if (nw.internal && !service) {
+      this.counters.internal++
+      return refuse()
+    }
+    if (this.ct.admit(nw.id, src)) {
+      this.counters.refusedLimit++
+      return refuse()
+    }
+    const sock = service ? service(src, sport) : net.connect({ host: ipv4ToString(remote), port: dport, noDelay: true, allowHalfOpen: true })
+    if (!sock) return refuse()
     const flow = new TcpFlow(this.env(), key, nw.id, src, sport, dst, dport, 'egress', side, sock)
     this.ct.add(key, flow)
     const o = synOptions(slab, l4, thl)
@@ -230,7 +252,7 @@ export class Nat {
   }
 
   private listenTcp(spec: Publish, target: () => PublishTarget | undefined): Promise<() => void> {
-    const server = net.createServer({ pauseOnConnect: true, noDelay: true }, (sock) => {
+    const server = net.createServer({ pauseOnConnect: true, noDelay: true, allowHalfOpen: true }, (sock) => {
       const t = target()
       const from = t && this.shown(t, sock.remoteAddress, sock.remotePort)
       if (!t || !from) return void sock.destroy()

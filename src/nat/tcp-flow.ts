@@ -11,7 +11,7 @@
  * bounded both ways); retransmission from the first unacknowledged byte; large frames with
  * TSO towards sandboxes whose TAP has offloads; FIN and RST both ways.
  */
-import type net from 'node:net'
+import type { Duplex } from 'node:stream'
 import { TcpFlag } from '../packet/tcp.js'
 import { writeTcpFrame, type FlowAddress, type SendFrame } from '../gateway/frames.js'
 import type { ConnTrack, TrackedFlow } from './conntrack.js'
@@ -96,7 +96,11 @@ export class TcpFlow implements TrackedFlow {
     readonly remotePort: number,
     readonly direction: 'egress' | 'published',
     private readonly side: SandboxSide,
-    private readonly sock: net.Socket,
+    /**
+     * The other end: a host socket (net.Socket, allowHalfOpen) or an in-process service
+     * stream; either emits 'connect' once it can take data.
+     */
+    private readonly sock: Duplex,
   ) {
     this.mss = side.mtu - 40
     this.st = direction === 'egress' ? St.Connecting : St.SynSent
@@ -106,9 +110,10 @@ export class TcpFlow implements TrackedFlow {
       this.flush()
     })
     sock.on('drain', () => this.windowUpdate())
-    sock.on('error', () => undefined) // 'close' follows and resets
-    sock.on('close', () => {
-      if (this.st !== St.Closed && !(this.finAcked && this.sandboxFin)) this.reset('host socket closed')
+    sock.on('error', () => undefined) // 'close' follows, with hadError
+    sock.on('close', (hadError?: boolean) => {
+      // A clean end leaves queued data and our FIN to be delivered; anything else is a reset.
+      if (this.st !== St.Closed && (hadError || !this.hostEnded)) this.reset('host socket closed')
     })
   }
 
