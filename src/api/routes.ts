@@ -3,7 +3,7 @@
  * plane and the switch. Validation happens here; the control plane gets typed values.
  */
 import { ControlError } from '../control/errors.js'
-import type { ControlPlane } from '../control/control-plane.js'
+import type { ControlPlane, NetworkCreate } from '../control/control-plane.js'
 import { IpamError, InvalidPoolError } from '../control/ipam.js'
 import { InvalidAddressError, InvalidCidrError } from '../control/cidr.js'
 import { NetnsError } from '../control/netns.js'
@@ -30,18 +30,7 @@ const portCreate = compile<{ name: string; network?: string; netns?: string; ifn
   },
 })
 
-const networkCreate = compile<{
-  name: string
-  driver?: 'bridge' | 'overlay'
-  subnet?: string
-  gateway?: string
-  ipRange?: string
-  auxAddresses?: Record<string, string>
-  mtu?: number
-  internal?: boolean
-  labels?: Record<string, string>
-  options?: Record<string, string>
-}>({
+const networkCreate = compile<NetworkCreate>({
   type: 'object',
   additionalProperties: false,
   required: ['name'],

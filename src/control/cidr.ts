@@ -9,6 +9,8 @@
  */
 
 /** A CIDR block. `address` is as written (host bits kept); `network` has them masked off. */
+import { ipv4ToString, parseIpv4 } from '../packet/ipv4.js'
+
 export interface Cidr {
   address: number
   network: number
@@ -33,30 +35,24 @@ export class InvalidCidrError extends Error {
   }
 }
 
-// Decimal octets without leading zeros: '010' is octal to inet_aton and decimal to
-// others, so accepting it would make the same string mean two addresses.
-const OCTET = '(0|[1-9][0-9]{0,2})'
-const IPV4_RE = new RegExp(`^${OCTET}\\.${OCTET}\\.${OCTET}\\.${OCTET}$`)
 const PREFIX_RE = /^(0|[1-9][0-9]?)$/
 
-/** Parse a strict dotted quad ('10.0.0.1') into an unsigned 32-bit number. */
+/**
+ * Parse a strict dotted quad ('10.0.0.1') into an unsigned 32-bit number. No leading zeros:
+ * '010' is octal to inet_aton and decimal to others. (The parsing itself is the packet
+ * layer's; this adds the control plane's error.)
+ */
 export function parseIPv4(s: string): number {
   if (typeof s !== 'string') throw new InvalidAddressError(String(s), 'not a string')
-  const m = IPV4_RE.exec(s)
-  if (!m) throw new InvalidAddressError(s)
-  let n = 0
-  for (let i = 1; i <= 4; i++) {
-    const octet = Number(m[i])
-    if (octet > 255) throw new InvalidAddressError(s, `octet ${octet} is above 255`)
-    n = n * 256 + octet
+  try {
+    return parseIpv4(s)
+  } catch {
+    throw new InvalidAddressError(s, /^\d+\.\d+\.\d+\.\d+$/.test(s) ? 'octets are 0-255, without leading zeros' : undefined)
   }
-  return n
 }
 
 /** Format an unsigned 32-bit number as a dotted quad. */
-export function formatIPv4(n: number): string {
-  return `${(n >>> 24) & 0xff}.${(n >>> 16) & 0xff}.${(n >>> 8) & 0xff}.${n & 0xff}`
-}
+export const formatIPv4 = ipv4ToString
 
 /** The netmask of a prefix length as an unsigned 32-bit number (24 → 0xffffff00). */
 export function maskOf(prefix: number): number {

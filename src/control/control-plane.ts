@@ -568,13 +568,7 @@ export class ControlPlane implements DhcpLeaseBackend {
     if (sb && ep.ifname && netns.netnsExists(sb.netnsPath) && (await netns.linkExists(sb.netnsPath, ep.ifname))) {
       await netns.deleteLink(sb.netnsPath, ep.ifname).catch(() => undefined)
     }
-    n.pool.release(ep.address.split('/')[0])
-    n.rec.ipam = n.pool.toJSON()
-    this.store.transaction(() => {
-      this.store.delete(KIND.endpoint, ep.id)
-      this.store.put(KIND.network, n.rec.id, n.rec)
-    })
-    this.endpoints.delete(ep.id)
+    this.forgetEndpoint(n, ep)
     if (sb && hadDefault) {
       const next = [...this.endpoints.values()].find((e) => e.sandboxId === sb.id && e.ifname && !this.nets.get(e.networkId)!.rec.internal)
       if (next) {
@@ -644,8 +638,8 @@ export class ControlPlane implements DhcpLeaseBackend {
       state: f.state,
       network: this.nets.get(f.network)?.rec.name ?? f.network,
       sandbox: bySandboxIp.get(`${f.network}|${f.sandboxIp}`),
-      sandboxAddress: `${fmt(f.sandboxIp)}:${f.sandboxPort}`,
-      remoteAddress: `${fmt(f.remoteIp)}:${f.remotePort}`,
+      sandboxAddress: `${formatIPv4(f.sandboxIp)}:${f.sandboxPort}`,
+      remoteAddress: `${formatIPv4(f.remoteIp)}:${f.remotePort}`,
       idleSeconds: Math.floor((now - f.lastActive) / 1000),
       bytesIn: f.bytesIn,
       bytesOut: f.bytesOut,
@@ -772,8 +766,12 @@ export class ControlPlane implements DhcpLeaseBackend {
   }
 
   private dropLease(ep: EndpointRecord): void {
-    const n = this.nets.get(ep.networkId)!
     this.unregister(ep)
+    this.forgetEndpoint(this.nets.get(ep.networkId)!, ep)
+  }
+
+  /** Releases the endpoint's address and deletes its record, in one transaction with the pool. */
+  private forgetEndpoint(n: NetState, ep: EndpointRecord): void {
     n.pool.release(ep.address.split('/')[0])
     n.rec.ipam = n.pool.toJSON()
     this.store.transaction(() => {
@@ -790,8 +788,6 @@ export class ControlPlane implements DhcpLeaseBackend {
     this.sw.close((name) => !this.ports.has(name) && ![...this.endpoints.values()].some((e) => e.tap === name))
   }
 }
-
-const fmt = (ip: number) => `${ip >>> 24}.${(ip >>> 16) & 255}.${(ip >>> 8) & 255}.${ip & 255}`
 
 function gatewayNetwork(rec: NetworkRecord) {
   return { id: rec.id, name: rec.name, gateway: rec.gateway, prefix: parseCidr(rec.subnet).prefix, mtu: rec.mtu, internal: rec.internal, options: rec.options }

@@ -8,6 +8,7 @@
  *   gw.addEndpoint(network.id, endpoint.id, '10.0.0.2', ['web'])
  */
 import { parseIpv4 } from '../packet/ipv4.js'
+import { formatIPv4, maskOf } from '../control/cidr.js'
 import { readMac } from '../packet/mac.js'
 import type { Switch } from '../switch/switch.js'
 import type { Logger } from '../util/log.js'
@@ -46,14 +47,6 @@ export function gatewayMac(networkId: string): number {
   return readMac(b, 0)
 }
 
-function maskNum(prefix: number): number {
-  return prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0
-}
-
-function maskOf(prefix: number): string {
-  const m = maskNum(prefix)
-  return [m >>> 24, (m >>> 16) & 255, (m >>> 8) & 255, m & 255].join('.')
-}
 
 /** Network option `dns`: comma-separated upstream resolvers for this network only. */
 function networkUpstreams(options: Record<string, string>): Upstream[] | undefined {
@@ -95,7 +88,7 @@ export class GatewayServices {
     const dhcpConfig: DhcpNetworkConfig = {
       enabled: !['false', 'off', 'no', '0'].includes((net.options.dhcp ?? 'on').toLowerCase()),
       serverIp: net.gateway,
-      subnetMask: maskOf(net.prefix),
+      subnetMask: formatIPv4(maskOf(net.prefix)),
       router: net.internal ? '' : net.gateway,
       dnsServers: [net.gateway],
       mtu: net.mtu,
@@ -122,7 +115,7 @@ export class GatewayServices {
       dns: { server: this.dns, network: dnsNetwork },
       dhcp: { server: this.dhcp, config: () => dhcpConfig, onPort: (p) => (this.dhcpPort = p) },
       isMember,
-      subnet: { network: (parseIpv4(net.gateway) & maskNum(net.prefix)) >>> 0, mask: maskNum(net.prefix) },
+      subnet: { network: (parseIpv4(net.gateway) & maskOf(net.prefix)) >>> 0, mask: maskOf(net.prefix) },
       nat: { engine: this.nat, network: natNetwork },
     })
     this.gateways.set(net.id, gw)
