@@ -60,6 +60,7 @@ program
   .option('--aging <seconds>', 'MAC table aging time', int('--aging', 1, 1_000_000), 300)
   .option('--dns <ip[:port]>', 'upstream resolver for the embedded DNS (repeatable; default: the host\'s)', collect)
   .option('--nat-max-flows <n>', 'most tracked NAT flows', int('--nat-max-flows', 1, 10_000_000), 262144)
+  .option('--busy-poll <us>', 'keep polling this many microseconds after traffic before sleeping (0: off)', int('--busy-poll', 0, 100_000), 50)
   .option('--nat-max-per-sandbox <n>', 'most tracked NAT flows of one sandbox', int('--nat-max-per-sandbox', 1, 10_000_000), 8192)
   .action(async (o) => {
     if (!isLevel(o.logLevel)) throw new CliError(`--log-level must be debug, info, warn or error, not "${o.logLevel}"`)
@@ -76,6 +77,7 @@ program
       dns: o.dns,
       natMaxFlows: o.natMaxFlows,
       natMaxPerSandbox: o.natMaxPerSandbox,
+      busyPollUs: o.busyPoll,
     })
     const stop = (sig: string) => {
       log.info('signal received, stopping', { signal: sig })

@@ -12,6 +12,7 @@ import { registerRoutes } from '../api/routes.js'
 import { ControlPlane } from '../control/control-plane.js'
 import type { Upstream } from '../gateway/dns/index.js'
 import { TapIo } from '../dataplane/tap-port.js'
+import { native } from '../native/binding.js'
 import { openSqliteStore } from '../store/store.js'
 import { Switch } from '../switch/switch.js'
 import { createLogger, type Level, type Logger } from '../util/log.js'
@@ -34,6 +35,8 @@ export interface DaemonOptions {
   dns?: string[]
   natMaxFlows?: number
   natMaxPerSandbox?: number
+  /** Microseconds to keep polling after traffic before sleeping (0: never spin). */
+  busyPollUs?: number
   log?: Logger
 }
 
@@ -50,6 +53,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   const log = opts.log ?? createLogger({ level: opts.logLevel ?? 'info' })
   const defaultNetwork = opts.defaultNetwork ?? 'default'
 
+  native.setBusyPoll(opts.busyPollUs ?? 50)
   fs.mkdirSync(stateDir, { recursive: true, mode: 0o700 })
   const pidFile = path.join(stateDir, 'daemon.pid')
   claimPidFile(pidFile)

@@ -38,6 +38,8 @@ export interface NativeBinding {
     onBatch: (count: number) => void,
   ) => Poller
   icmpOpen(): number
+  /** Keeps polling every port this long after a batch before sleeping (0: off). */
+  setBusyPoll(microseconds: number): void
   sendTo(fd: number, buf: Uint8Array, offset: number, length: number, ipv4: number): number
   tapFlags: { VNET_HDR: number; PERSIST: number; MULTI_QUEUE: number; ATTACH_ONLY: number; CREATE_ONLY: number }
   VNET_HDR_SIZE: number
