@@ -538,8 +538,9 @@ main_run() {
     echo "loadavg at end: $(cat /proc/loadavg)" >>"$OUT/env.txt"
     node "$HERE/summarize.mjs" "$CSV" --baseline "$BASELINE" --env "$OUT/env.txt" >"$OUT/summary.md" ||
         die "summarize.mjs failed"
+    node "$HERE/chart.mjs" "$OUT" >"$OUT/chart.svg" || die "chart.mjs failed"
     cat "$OUT/summary.md"
-    log "done: $OUT/summary.md (raw: $CSV, logs: $OUT/logs, notes: $OUT/notes.txt)"
+    log "done: $OUT/summary.md, chart $OUT/chart.svg (raw: $CSV, logs: $OUT/logs, notes: $OUT/notes.txt)"
 }
 
 [ "$(id -u)" = 0 ] || die "run as root (namespaces, veth, TAP)"
