@@ -4,6 +4,7 @@
 
 #include "batch_io.h"
 #include "icmp_socket.h"
+#include "udp_io.h"
 #include "poller.h"
 #include "tap_device.h"
 
@@ -12,6 +13,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   switchyard::InitBatchIo(env, exports);
   switchyard::InitPoller(env, exports);
   switchyard::InitIcmpSocket(env, exports);
+  switchyard::InitUdpIo(env, exports);
   return exports;
 }
 

@@ -12,6 +12,7 @@
 
 #include "batch_io.h"
 #include "errors.h"
+#include "udp_io.h"
 
 namespace switchyard {
 
@@ -57,6 +58,15 @@ class Poller : public Napi::ObjectWrap<Poller> {
     meta_ = meta.Data();
     if ((size_t)maxFrames_ * 2 > meta.ElementLength()) maxFrames_ = (int)(meta.ElementLength() / 2);
     callback_ = Napi::Persistent(info[5].As<Napi::Function>());
+    // Datagram mode (the overlay's UDP socket): recvmmsg with sender addresses, each datagram
+    // at the start of a frameMax slot after `headroom` bytes.
+    if (info.Length() > 7 && info[6].IsTypedArray()) {
+      Napi::Uint32Array srcs = info[6].As<Napi::Uint32Array>();
+      srcsRef_ = Napi::Persistent(srcs);
+      srcs_ = srcs.Data();
+      if ((size_t)maxFrames_ > srcs.ElementLength()) maxFrames_ = (int)srcs.ElementLength();
+      headroom_ = info[7].As<Napi::Number>().Uint32Value();
+    }
     uv_loop_t* loop = nullptr;
     napi_get_uv_event_loop(env, &loop);
     handle_ = new uv_poll_t;
@@ -81,7 +91,7 @@ class Poller : public Napi::ObjectWrap<Poller> {
     if (status < 0) {
       n = status;  // libuv errors are negative errno values already
     } else {
-      n = ReadFrames(self->fd_, self->slab_, self->slabLen_, 0, self->meta_, self->maxFrames_, self->frameMax_);
+      n = self->Read();
       if (n == 0) return;
     }
     if (n < 0) self->Deactivate();  // a failed fd would spin the loop; JS decides what comes next
@@ -90,9 +100,14 @@ class Poller : public Napi::ObjectWrap<Poller> {
   }
 
   // Reads and delivers one batch; returns the count (or -errno after delivering it).
+  int Read() {
+    if (srcs_) return ReadDatagrams(fd_, slab_, slabLen_, meta_, srcs_, maxFrames_, frameMax_, headroom_);
+    return ReadFrames(fd_, slab_, slabLen_, 0, meta_, maxFrames_, frameMax_);
+  }
+
   int Pump(Napi::Env env) {
     Napi::HandleScope scope(env);
-    int n = ReadFrames(fd_, slab_, slabLen_, 0, meta_, maxFrames_, frameMax_);
+    int n = Read();
     if (n == 0) return 0;
     if (n < 0) Deactivate();
     callback_.MakeCallback(env.Global(), {Napi::Number::New(env, n)});
@@ -143,6 +158,9 @@ class Poller : public Napi::ObjectWrap<Poller> {
   uv_poll_t* handle_ = nullptr;
   Napi::Reference<Napi::Uint8Array> slabRef_;
   Napi::Reference<Napi::Int32Array> metaRef_;
+  Napi::Reference<Napi::Uint32Array> srcsRef_;
+  uint32_t* srcs_ = nullptr;
+  size_t headroom_ = 0;
   Napi::FunctionReference callback_;
 };
 

@@ -27,6 +27,7 @@ enum TapFlags : uint32_t {
   kMultiQueue = 4,   // IFF_MULTI_QUEUE
   kAttachOnly = 8,   // fail with ENODEV instead of creating the device
   kCreateOnly = 16,  // fail with EBUSY if the device exists (IFF_TUN_EXCL)
+  kNoOffload = 32,   // with kVnetHdr: no TSO/checksum offload (frames leave over a tunnel)
 };
 
 // struct virtio_net_hdr (no num_buffers): the size packet sockets use too, so frames pass
@@ -93,7 +94,7 @@ static Napi::Value TapOpen(const Napi::CallbackInfo& info) {
     if (ioctl(fd, TUNSETVNETHDRSZ, &sz) < 0) {
       err = errno; close(fd); return ThrowErrno(env, err, "ioctl(TUNSETVNETHDRSZ)", name.c_str());
     }
-    unsigned off = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN;
+    unsigned off = (flags & kNoOffload) ? 0 : TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN;
     if (ioctl(fd, TUNSETOFFLOAD, off) < 0) {
       err = errno; close(fd); return ThrowErrno(env, err, "ioctl(TUNSETOFFLOAD)", name.c_str());
     }
@@ -188,6 +189,7 @@ void InitTapDevice(Napi::Env env, Napi::Object exports) {
   f.Set("MULTI_QUEUE", (uint32_t)kMultiQueue);
   f.Set("ATTACH_ONLY", (uint32_t)kAttachOnly);
   f.Set("CREATE_ONLY", (uint32_t)kCreateOnly);
+  f.Set("NO_OFFLOAD", (uint32_t)kNoOffload);
   exports.Set("tapFlags", f);
   exports.Set("VNET_HDR_SIZE", kVnetHdrSize);
 }

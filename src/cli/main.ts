@@ -60,6 +60,9 @@ program
   .option('--aging <seconds>', 'MAC table aging time', int('--aging', 1, 1_000_000), 300)
   .option('--dns <ip[:port]>', 'upstream resolver for the embedded DNS (repeatable; default: the host\'s)', collect)
   .option('--nat-max-flows <n>', 'most tracked NAT flows', int('--nat-max-flows', 1, 10_000_000), 262144)
+  .option('--advertise-addr <ip>', 'this host\'s underlay address: a VXLAN tunnel endpoint for overlay networks')
+  .option('--vxlan-port <port>', 'UDP port of VXLAN', int('--vxlan-port', 1, 65535), 4789)
+  .option('--peer <ip>', 'a static peer VTEP of overlay networks (repeatable)', collect)
   .option('--busy-poll <us>', 'keep polling this many microseconds after traffic before sleeping (0: off)', int('--busy-poll', 0, 100_000), 50)
   .option('--nat-max-per-sandbox <n>', 'most tracked NAT flows of one sandbox', int('--nat-max-per-sandbox', 1, 10_000_000), 8192)
   .action(async (o) => {
@@ -78,6 +81,9 @@ program
       natMaxFlows: o.natMaxFlows,
       natMaxPerSandbox: o.natMaxPerSandbox,
       busyPollUs: o.busyPoll,
+      advertiseAddr: o.advertiseAddr,
+      vxlanPort: o.vxlanPort,
+      peers: o.peer,
     })
     const stop = (sig: string) => {
       log.info('signal received, stopping', { signal: sig })

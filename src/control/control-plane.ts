@@ -15,6 +15,7 @@
 import type { DhcpLeaseBackend } from '../gateway/dhcp/index.js'
 import { readHostResolvers, type Upstream } from '../gateway/dns/index.js'
 import { GatewayServices } from '../gateway/services.js'
+import { VXLAN_OVERHEAD, type Vxlan } from '../overlay/vxlan.js'
 import { randomMac, parseMac, macToString } from '../packet/mac.js'
 import type { Store } from '../store/store.js'
 import type { Switch } from '../switch/switch.js'
@@ -79,7 +80,13 @@ export interface ControlPlaneOptions {
   upstreams?: Upstream[]
   natMaxFlows?: number
   natMaxPerSandbox?: number
+  /** This host's VTEP, when it carries overlay networks, and the default static peers. */
+  overlay?: { vxlan: Vxlan; peers: string[] }
 }
+
+/** VNIs handed out when none is asked for (below are often used by hand, as kernel vxlan ids). */
+const VNI_MIN = 4096
+const VNI_MAX = 0xffffff
 
 /** An offer not taken up within this time is withdrawn. */
 const OFFER_MS = 60_000
@@ -106,6 +113,7 @@ export class ControlPlane implements DhcpLeaseBackend {
   private readonly resolvConf: (net: NetworkRecord) => string
   readonly gateway: GatewayServices
   private readonly leaseSweeper: NodeJS.Timeout
+  private readonly overlay?: { vxlan: Vxlan; peers: string[] }
 
   constructor(opts: ControlPlaneOptions) {
     this.store = opts.store
@@ -114,6 +122,7 @@ export class ControlPlane implements DhcpLeaseBackend {
     this.hostRoutes = opts.hostRoutes ?? readHostRoutes
     this.resolvConf = opts.resolvConf ?? ((net) => `# written by switchyard for network ${net.name}\nnameserver ${net.gateway}\noptions ndots:0\n`)
     this.gateway = new GatewayServices({ sw: this.sw, upstreams: opts.upstreams ?? readHostResolvers(), leases: this, log: this.log, natMaxFlows: opts.natMaxFlows, natMaxPerSandbox: opts.natMaxPerSandbox })
+    this.overlay = opts.overlay
     this.leaseSweeper = setInterval(() => this.expireLeases(Date.now()), 5000)
     this.leaseSweeper.unref()
   }
@@ -135,6 +144,10 @@ export class ControlPlane implements DhcpLeaseBackend {
         this.nets.set(rec.id, { rec, pool })
         this.sw.addNetwork(rec.id, { mtu: rec.mtu })
         this.gateway.attach(gatewayNetwork(rec))
+        if (rec.driver === 'overlay') {
+          if (this.overlay) this.overlay.vxlan.attach(rec.id, rec.vni!, rec.peers ?? [], rec.mtu)
+          else this.log.warn('overlay network restored without a VTEP: start the daemon with --advertise-addr', { network: rec.name })
+        }
       } catch (e) {
         this.log.error('skipping network record that does not load', { id: rec.id, error: String(e) })
       }
@@ -150,8 +163,9 @@ export class ControlPlane implements DhcpLeaseBackend {
       if (rec.lease) continue // lives on a bare port, restored below
       const sb = rec.sandboxId ? this.sandboxes.get(rec.sandboxId) : undefined
       try {
-        if (sb && rec.ifname) this.sw.addTapPort(rec.tap, rec.networkId, { persist: true, attachOnly: true, netnsPath: sb.netnsPath, device: rec.ifname })
-        else this.sw.addTapPort(rec.tap, rec.networkId, { persist: true })
+        const noOffload = this.nets.get(rec.networkId)!.rec.driver === 'overlay'
+        if (sb && rec.ifname) this.sw.addTapPort(rec.tap, rec.networkId, { persist: true, attachOnly: true, netnsPath: sb.netnsPath, device: rec.ifname, noOffload })
+        else this.sw.addTapPort(rec.tap, rec.networkId, { persist: true, noOffload })
       } catch (e) {
         this.log.warn('endpoint device did not come back; it stays defined but without a port', { endpoint: rec.name, error: String(e) })
       }
@@ -187,8 +201,15 @@ export class ControlPlane implements DhcpLeaseBackend {
   private doCreateNetwork(req: NetworkCreate) {
     if ([...this.nets.values()].some((n) => n.rec.name === req.name)) throw conflict('NAME_TAKEN', `a network named "${req.name}" already exists`)
     const driver = req.driver ?? 'bridge'
-    if (driver !== 'bridge') throw invalid(`driver "${driver}" is not available yet; use "bridge"`, 'driver')
-    const mtu = req.mtu ?? DEFAULT_MTU
+    let vni: number | undefined
+    let peers: string[] | undefined
+    if (driver === 'overlay') {
+      if (!this.overlay) throw invalid('overlay networks need a VTEP: start the daemon with --advertise-addr IP', 'driver')
+      vni = this.chooseVni(req.options?.vni)
+      peers = parsePeers(req.options?.peers, this.overlay.peers)
+    }
+    // An overlay frame carries 50 bytes of outer headers: 1450 on a 1500-byte underlay.
+    const mtu = req.mtu ?? (driver === 'overlay' ? DEFAULT_MTU - VXLAN_OVERHEAD : DEFAULT_MTU)
     if (!Number.isInteger(mtu) || mtu < 576 || mtu > 65535) throw invalid(`mtu ${mtu} is out of range 576-65535`, 'mtu')
     const inUse = [...this.nets.values()].map((n) => parseCidr(n.rec.subnet))
     let subnet = req.subnet
@@ -215,12 +236,14 @@ export class ControlPlane implements DhcpLeaseBackend {
       options: { ...(req.options ?? {}) },
       createdAt: new Date().toISOString(),
       ipam: pool.toJSON(),
+      ...(vni !== undefined ? { vni, peers } : {}),
     }
     this.store.put(KIND.network, rec.id, rec)
     const st = { rec, pool }
     this.nets.set(rec.id, st)
     this.sw.addNetwork(rec.id, { mtu })
     this.gateway.attach(gatewayNetwork(rec))
+    if (vni !== undefined) this.overlay!.vxlan.attach(rec.id, vni, peers!, mtu)
     this.log.info('network created', { network: rec.name, id: rec.id, subnet: rec.subnet })
     return this.networkView(st)
   }
@@ -258,7 +281,21 @@ export class ControlPlane implements DhcpLeaseBackend {
     this.store.delete(KIND.network, n.rec.id)
     this.nets.delete(n.rec.id)
     this.gateway.detach(n.rec.id)
+    this.overlay?.vxlan.detach(n.rec.id)
     this.sw.removeNetwork(n.rec.id)
+  }
+
+  /** The VNI asked for (option `vni`), or the lowest free one from 4096; unique on this host. */
+  private chooseVni(asked: string | undefined): number {
+    const used = new Set([...this.nets.values()].map((n) => n.rec.vni).filter((v) => v !== undefined))
+    if (asked !== undefined) {
+      const v = Number(asked)
+      if (!/^\d+$/.test(asked) || v < 1 || v > VNI_MAX) throw invalid(`vni ${asked} is not a number from 1 to ${VNI_MAX}`, 'options.vni')
+      if (used.has(v)) throw conflict('VNI_IN_USE', `VNI ${v} is already used by another overlay network`)
+      return v
+    }
+    for (let v = VNI_MIN; v <= VNI_MAX; v++) if (!used.has(v)) return v
+    throw conflict('VNI_EXHAUSTED', 'no VNI is free')
   }
 
   listNetworks() {
@@ -506,7 +543,7 @@ export class ControlPlane implements DhcpLeaseBackend {
       createdAt: new Date().toISOString(),
     }
     try {
-      this.sw.addTapPort(rec.tap, n.rec.id, { persist: true })
+      this.sw.addTapPort(rec.tap, n.rec.id, { persist: true, noOffload: n.rec.driver === 'overlay' })
     } catch (e) {
       n.pool.release(addr)
       throw new ControlError('failed', 'DEVICE_FAILED', `creating TAP device ${rec.tap} failed: ${(e as Error).message}`)
@@ -787,6 +824,19 @@ export class ControlPlane implements DhcpLeaseBackend {
     this.gateway.close()
     this.sw.close((name) => !this.ports.has(name) && ![...this.endpoints.values()].some((e) => e.tap === name))
   }
+}
+
+/** Option `peers`: comma-separated VTEP addresses; the daemon's --peer list otherwise. */
+function parsePeers(option: string | undefined, defaults: string[]): string[] {
+  const list = option === undefined ? defaults : option.split(',').map((p) => p.trim()).filter(Boolean)
+  for (const p of list) {
+    try {
+      parseIPv4(p)
+    } catch {
+      throw invalid(`peer "${p}" is not an IPv4 address`, 'options.peers')
+    }
+  }
+  return [...new Set(list)]
 }
 
 function gatewayNetwork(rec: NetworkRecord) {

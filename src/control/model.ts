@@ -22,6 +22,9 @@ export interface NetworkRecord {
   createdAt: string
   /** IPAM state of the network's pool (AddressPool.toJSON()). */
   ipam: unknown
+  /** Overlay networks: the VXLAN network identifier and the static peer VTEPs. */
+  vni?: number
+  peers?: string[]
 }
 
 export interface EndpointRecord {

@@ -13,6 +13,7 @@ import { ControlPlane } from '../control/control-plane.js'
 import type { Upstream } from '../gateway/dns/index.js'
 import { TapIo } from '../dataplane/tap-port.js'
 import { native } from '../native/binding.js'
+import { Vxlan } from '../overlay/vxlan.js'
 import { openSqliteStore } from '../store/store.js'
 import { Switch } from '../switch/switch.js'
 import { createLogger, type Level, type Logger } from '../util/log.js'
@@ -37,6 +38,11 @@ export interface DaemonOptions {
   natMaxPerSandbox?: number
   /** Microseconds to keep polling after traffic before sleeping (0: never spin). */
   busyPollUs?: number
+  /** This host's underlay address: makes it a VXLAN tunnel endpoint for overlay networks. */
+  advertiseAddr?: string
+  vxlanPort?: number
+  /** Default static peer VTEPs of overlay networks. */
+  peers?: string[]
   log?: Logger
 }
 
@@ -67,7 +73,8 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     log,
     fdb: { capacity: opts.fdbCapacity, portLimit: opts.fdbPortLimit, agingMs: opts.agingSeconds === undefined ? undefined : opts.agingSeconds * 1000 },
   })
-  const cp = new ControlPlane({ store, sw, log, upstreams: opts.dns?.map(parseUpstream), natMaxFlows: opts.natMaxFlows, natMaxPerSandbox: opts.natMaxPerSandbox })
+  const vxlan = opts.advertiseAddr ? new Vxlan({ sw, bindIp: opts.advertiseAddr, port: opts.vxlanPort, log }) : undefined
+  const cp = new ControlPlane({ store, sw, log, overlay: vxlan ? { vxlan, peers: opts.peers ?? [] } : undefined, upstreams: opts.dns?.map(parseUpstream), natMaxFlows: opts.natMaxFlows, natMaxPerSandbox: opts.natMaxPerSandbox })
   const api = new ApiServer(log)
   try {
     await cp.restore()
@@ -77,6 +84,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     await api.listen(socket)
   } catch (e) {
     cp.shutdown()
+    vxlan?.close()
     store.close()
     fs.rmSync(pidFile, { force: true })
     throw e
@@ -90,6 +98,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
       stopping ??= (async () => {
         await api.close()
         cp.shutdown()
+        vxlan?.close()
         store.close()
         fs.rmSync(socket, { force: true })
         fs.rmSync(pidFile, { force: true })

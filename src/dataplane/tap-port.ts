@@ -26,6 +26,8 @@ export interface TapOpenOptions {
    * with `-netdev tap,ifname=...`) and the switch attaches with a packet socket, as OVS does.
    */
   attach?: 'tun' | 'packet'
+  /** No segmentation/checksum offload: for networks whose frames leave through a tunnel. */
+  noOffload?: boolean
 }
 
 /** Errno names that mean the device is gone rather than that something is wrong with us. */
@@ -46,6 +48,7 @@ export class TapIo {
     let flags = TapFlags.VNET_HDR
     if (opts.persist) flags |= TapFlags.PERSIST
     if (opts.attachOnly) flags |= TapFlags.ATTACH_ONLY
+    if (opts.noOffload) flags |= TapFlags.NO_OFFLOAD
     return native.tapOpen(opts.device ?? name, flags, opts.netnsPath).fd
   }
 

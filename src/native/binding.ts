@@ -36,12 +36,17 @@ export interface NativeBinding {
     maxFrames: number,
     frameMax: number,
     onBatch: (count: number) => void,
+    /** Datagram mode: sender addresses, and bytes left free in front of each datagram. */
+    srcs?: Uint32Array,
+    headroom?: number,
   ) => Poller
+  udpOpen(ipv4: number, port: number): number
+  vxlanSendBatch(fd: number, slab: Uint8Array, desc: Int32Array, count: number, dstPort: number, hdr: number): number
   icmpOpen(): number
   /** Keeps polling every port this long after a batch before sleeping (0: off). */
   setBusyPoll(microseconds: number): void
   sendTo(fd: number, buf: Uint8Array, offset: number, length: number, ipv4: number): number
-  tapFlags: { VNET_HDR: number; PERSIST: number; MULTI_QUEUE: number; ATTACH_ONLY: number; CREATE_ONLY: number }
+  tapFlags: { VNET_HDR: number; PERSIST: number; MULTI_QUEUE: number; ATTACH_ONLY: number; CREATE_ONLY: number; NO_OFFLOAD: number }
   VNET_HDR_SIZE: number
 }
 

@@ -11,10 +11,13 @@
 import { readMac } from '../packet/mac.js'
 import { C, CounterTable } from './counters.js'
 import { LEARN_REFUSED, MacTable } from './mac-table.js'
-import { PORT_UP, PortTable } from './ports.js'
+import { KIND_VTEP, PORT_UP, PortTable } from './ports.js'
 
 /** The kernel side of a batch write, injected so unit tests can watch what leaves. */
 export type WriteBatch = (slab: Uint8Array, desc: Int32Array, count: number) => number
+
+/** Sends frames to remote VTEPs: desc holds (vtep ip, vni, offset, length, result). */
+export type TunnelSend = (slab: Uint8Array, desc: Int32Array, count: number) => number
 
 /**
  * A network's own stack (gateway services): it gets frames addressed to its MAC and every
@@ -31,6 +34,7 @@ export interface LocalStack {
 const GSO_TYPE_OFFSET = 1
 const ETH_HEADER = 14
 const DESC = 4
+const VX_DESC = 5
 
 export class Forwarder {
   /** Members of each network, for flooding. Rebuilt when ports join or leave. */
@@ -40,6 +44,13 @@ export class Forwarder {
   private descPort: Int32Array
   private txCount = 0
   private slab: Uint8Array = new Uint8Array(0)
+  private vxDesc: Int32Array
+  private vxPort: Int32Array
+  private vxCount = 0
+  /** VNI of each overlay network (0: not an overlay). */
+  private vni: number[] = []
+  /** Set when an overlay exists: how encapsulated frames leave. */
+  tunnelSend?: TunnelSend
 
   constructor(
     readonly fdb: MacTable,
@@ -50,6 +61,12 @@ export class Forwarder {
   ) {
     this.desc = new Int32Array(maxTx * DESC)
     this.descPort = new Int32Array(maxTx)
+    this.vxDesc = new Int32Array(maxTx * VX_DESC)
+    this.vxPort = new Int32Array(maxTx)
+  }
+
+  setVni(net: number, vni: number): void {
+    this.vni[net] = vni
   }
 
   setMembers(net: number, ports: number[]): void {
@@ -62,65 +79,67 @@ export class Forwarder {
 
   /** Processes `count` frames of port `inPort` whose (offset, length) pairs are in `meta`. */
   process(inPort: number, slab: Uint8Array, meta: Int32Array, count: number, now: number): void {
+    this.slab = slab
+    for (let i = 0; i < count; i++) this.frame(inPort, meta[2 * i], meta[2 * i + 1], now)
+    this.flush()
+    const net = this.ports.net[inPort]
+    if (net >= 0) this.local[net]?.endBatch?.()
+  }
+
+  /** Starts a batch whose frames come from several ports (the overlay's UDP socket). */
+  begin(slab: Uint8Array): void {
+    this.slab = slab
+  }
+
+  /** One frame at slab[off, off + len) (virtio-net header included) from `inPort`. */
+  frame(inPort: number, off: number, len: number, now: number): void {
     const ports = this.ports
     const counters = this.counters
-    const fdb = this.fdb
+    const slab = this.slab
     const net = ports.net[inPort]
     const hdr = ports.hdr[inPort]
-    const maxFrame = ports.maxFrame[inPort]
-    const local = this.local[net]
-    const localMac = local === undefined ? -1 : local.mac
-    this.slab = slab
+    counters.add(inPort, C.RX_PACKETS, 1)
+    const l2 = len - hdr
+    counters.add(inPort, C.RX_BYTES, l2 > 0 ? l2 : 0)
     if (ports.state[inPort] !== PORT_UP || net < 0) {
-      counters.add(inPort, C.DROP_PORT_DOWN, count)
+      counters.add(inPort, C.DROP_PORT_DOWN, 1)
       return
     }
-    for (let i = 0; i < count; i++) {
-      const off = meta[2 * i]
-      const len = meta[2 * i + 1]
-      const l2 = len - hdr
-      counters.add(inPort, C.RX_PACKETS, 1)
-      counters.add(inPort, C.RX_BYTES, l2 > 0 ? l2 : 0)
-      if (l2 < ETH_HEADER) {
-        counters.add(inPort, C.DROP_RUNT, 1)
-        continue
-      }
-      if (l2 > maxFrame && (hdr === 0 || slab[off + GSO_TYPE_OFFSET] === 0)) {
-        counters.add(inPort, C.DROP_OVERSIZE, 1)
-        continue
-      }
-      const eth = off + hdr
-      if ((slab[eth + 6] & 1) === 1) {
-        counters.add(inPort, C.DROP_BAD_SRC, 1)
-        continue
-      }
-      if (fdb.learn(net, readMac(slab, eth + 6), inPort, now) === LEARN_REFUSED) counters.add(inPort, C.LEARN_REFUSED, 1)
-
-      if ((slab[eth] & 1) === 1) {
-        if (local !== undefined) local.receive(net, inPort, slab, eth, l2, hdr)
-        this.flood(net, inPort, off, len)
-        continue
-      }
-      const dst = readMac(slab, eth)
-      if (dst === localMac) {
-        local!.receive(net, inPort, slab, eth, l2, hdr)
-        continue
-      }
-      const out = fdb.lookup(net, dst, now)
-      if (out < 0) {
-        this.flood(net, inPort, off, len)
-      } else if (out === inPort) {
-        counters.add(inPort, C.DROP_SAME_PORT, 1)
-      } else {
-        this.queue(out, off, len)
-      }
+    if (l2 < ETH_HEADER) {
+      counters.add(inPort, C.DROP_RUNT, 1)
+      return
     }
-    this.flush()
-    local?.endBatch?.()
+    if (l2 > ports.maxFrame[inPort] && (hdr === 0 || slab[off + GSO_TYPE_OFFSET] === 0)) {
+      counters.add(inPort, C.DROP_OVERSIZE, 1)
+      return
+    }
+    const eth = off + hdr
+    if ((slab[eth + 6] & 1) === 1) {
+      counters.add(inPort, C.DROP_BAD_SRC, 1)
+      return
+    }
+    if (this.fdb.learn(net, readMac(slab, eth + 6), inPort, now) === LEARN_REFUSED) counters.add(inPort, C.LEARN_REFUSED, 1)
+    // The gateway is each host's own: frames from other hosts' VTEPs are not for it.
+    const local = ports.kind[inPort] === KIND_VTEP ? undefined : this.local[net]
+    if ((slab[eth] & 1) === 1) {
+      if (local !== undefined) local.receive(net, inPort, slab, eth, l2, hdr)
+      this.flood(net, inPort, off, len)
+      return
+    }
+    const dst = readMac(slab, eth)
+    if (local !== undefined && dst === local.mac) {
+      local.receive(net, inPort, slab, eth, l2, hdr)
+      return
+    }
+    const out = this.fdb.lookup(net, dst, now)
+    if (out < 0) this.flood(net, inPort, off, len)
+    else if (out === inPort) counters.add(inPort, C.DROP_SAME_PORT, 1)
+    else this.queue(out, off, len)
   }
 
   /** Sends the frames queued so far; also called by the local stack after it wrote into the slab. */
   flush(): void {
+    if (this.vxCount > 0) this.flushTunnel()
     const n = this.txCount
     if (n === 0) return
     this.writeBatch(this.slab, this.desc, n)
@@ -139,16 +158,48 @@ export class Forwarder {
     this.txCount = 0
   }
 
+  private flushTunnel(): void {
+    const n = this.vxCount
+    this.vxCount = 0
+    if (!this.tunnelSend) return
+    this.tunnelSend(this.slab, this.vxDesc, n)
+    for (let i = 0; i < n; i++) {
+      const p = this.vxPort[i]
+      const r = this.vxDesc[i * VX_DESC + 4]
+      if (r >= 0) {
+        this.counters.add(p, C.TX_PACKETS, 1)
+        this.counters.add(p, C.TX_BYTES, r - 8)
+      } else {
+        this.counters.add(p, C.DROP_TX_ERROR, 1)
+      }
+    }
+  }
+
   private flood(net: number, inPort: number, off: number, len: number): void {
     const members = this.members[net]
     if (members === undefined) return
+    const ports = this.ports
+    // Split horizon: every VTEP floods to all others itself (head-end replication), so a frame
+    // from one is never sent on to another.
+    const fromVtep = ports.kind[inPort] === KIND_VTEP
     for (let j = 0; j < members.length; j++) {
       const p = members[j]
-      if (p !== inPort && this.ports.state[p] === PORT_UP) this.queue(p, off, len)
+      if (p !== inPort && ports.state[p] === PORT_UP && !(fromVtep && ports.kind[p] === KIND_VTEP)) this.queue(p, off, len)
     }
   }
 
   private queue(port: number, off: number, len: number): void {
+    if (this.ports.kind[port] === KIND_VTEP) {
+      if (this.vxCount === this.vxPort.length) this.flushTunnel()
+      const d = this.vxCount * VX_DESC
+      this.vxDesc[d] = this.ports.vtepIp[port] | 0
+      this.vxDesc[d + 1] = this.vni[this.ports.net[port]]
+      this.vxDesc[d + 2] = off
+      this.vxDesc[d + 3] = len
+      this.vxDesc[d + 4] = 0
+      this.vxPort[this.vxCount++] = port
+      return
+    }
     if (this.txCount === this.descPort.length) this.flush()
     const d = this.txCount * DESC
     this.desc[d] = this.ports.fd[port]

@@ -8,6 +8,11 @@ export const PORT_UP = 1
 /** The device went away under us (deleted, or its fd failed); kept for counters until removed. */
 export const PORT_GONE = 2
 
+/** A port with a device fd (TAP, packet socket). */
+export const KIND_FD = 0
+/** A remote VXLAN tunnel endpoint of an overlay network: frames to it are encapsulated. */
+export const KIND_VTEP = 1
+
 export class PortTable {
   fd = new Int32Array(16).fill(-1)
   net = new Int32Array(16).fill(-1)
@@ -16,6 +21,9 @@ export class PortTable {
   /** Largest Ethernet frame accepted without segmentation offload (MTU + 14 + 4 for a VLAN tag). */
   maxFrame = new Int32Array(16)
   state = new Uint8Array(16)
+  kind = new Uint8Array(16)
+  /** The remote VTEP's IPv4 address, for KIND_VTEP ports. */
+  vtepIp = new Uint32Array(16)
   names: (string | undefined)[] = []
   private freeList: number[] = []
   private high = 0
@@ -26,6 +34,7 @@ export class PortTable {
     if (p >= this.fd.length) this.grow(p + 1)
     this.names[p] = name
     this.state[p] = PORT_UP
+    this.kind[p] = KIND_FD
     return p
   }
 
@@ -53,8 +62,15 @@ export class PortTable {
     this.net = i32(this.net, -1)
     this.hdr = i32(this.hdr, 0)
     this.maxFrame = i32(this.maxFrame, 0)
-    const st = new Uint8Array(n)
-    st.set(this.state)
-    this.state = st
+    const u8 = (a: Uint8Array) => {
+      const b = new Uint8Array(n)
+      b.set(a)
+      return b
+    }
+    this.state = u8(this.state)
+    this.kind = u8(this.kind)
+    const ips = new Uint32Array(n)
+    ips.set(this.vtepIp)
+    this.vtepIp = ips
   }
 }

@@ -15,7 +15,7 @@ import type { Logger } from '../util/log.js'
 import { C, CounterTable, type PortCounters } from './counters.js'
 import { Forwarder, type LocalStack } from './forwarder.js'
 import { MacTable, type MacTableOptions } from './mac-table.js'
-import { PORT_GONE, PORT_UP, PortTable } from './ports.js'
+import { KIND_VTEP, PORT_GONE, PORT_UP, PortTable } from './ports.js'
 
 export interface SwitchOptions {
   io: TapIo
@@ -77,7 +77,7 @@ export class Switch {
   private readonly netNames: string[] = []
   private readonly byName = new Map<string, number>()
   private readonly portState = new Map<number, PortState>()
-  private readonly io: TapIo
+  readonly io: TapIo
   private readonly log?: Logger
   private readonly now: () => number
   private agingTimer?: NodeJS.Timeout
@@ -149,6 +149,29 @@ export class Switch {
     })
     this.log?.info('port added', { port: name, network, index: p })
     return this.portInfo(p)
+  }
+
+  /**
+   * A remote VTEP of overlay network `network` as a port: frames the FDB sends to it are
+   * VXLAN-encapsulated to `ip`. Returns its port number (for the overlay's receive path).
+   */
+  addVtepPort(network: string, ip: number, name: string): number {
+    const n = this.net(network)
+    const p = this.ports.alloc(name)
+    this.counters.ensure(p)
+    this.counters.reset(p)
+    this.ports.kind[p] = KIND_VTEP
+    this.ports.vtepIp[p] = ip
+    this.ports.fd[p] = -1
+    this.ports.net[p] = n.index
+    this.ports.hdr[p] = this.io.hdr
+    // Frames arrive decapsulated with a zeroed header: no offload, the overlay MTU applies.
+    this.ports.maxFrame[p] = n.mtu + 18
+    this.portState.set(p, { fd: -1, network, attach: 'tun' })
+    this.byName.set(name, p)
+    n.ports.add(p)
+    this.forwarder.setMembers(n.index, [...n.ports])
+    return p
   }
 
   /** Creates a persistent TAP nobody holds (for a hypervisor); attach it with `attach: 'packet'`. */
