@@ -98,7 +98,7 @@ export function registerRoutes(api: ApiServer, cp: ControlPlane, sw: Switch, def
   api.route('GET', '/v1/health', () => ({ ok: true }))
   api.route('GET', '/v1/stats', () => {
     const s = sw.stats()
-    return { ...s, ports: cp.listPorts(), ...cp.gateway.stats() }
+    return { ...s, ports: cp.listPorts(), ...cp.gateway.stats(), ...cp.overlayStats() }
   })
 
   // ports (a TAP on a network, no address: what a VM or a benchmark plugs into)

@@ -661,6 +661,12 @@ export class ControlPlane implements DhcpLeaseBackend {
     }
   }
 
+  /** The VTEP's address and counters, when this host carries overlay networks. */
+  overlayStats() {
+    const vx = this.overlay?.vxlan
+    return vx ? { overlay: { vtep: vx.bindIp, port: vx.port, ...vx.counters } } : {}
+  }
+
   /** Tracked NAT flows for `nat ls`, with sandbox names where known. */
   natFlows() {
     const bySandboxIp = new Map<string, string>()
