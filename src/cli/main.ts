@@ -15,6 +15,12 @@ import { createLogger, isLevel } from '../util/log.js'
 import { call, CliError } from './client.js'
 import { render, renderObject, type Format } from './format.js'
 
+// `switchyard nat ls | head`: a closed pipe ends the listing, not the process with a trace.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(0)
+  throw e
+})
+
 const program = new Command()
 program
   .name('switchyard')

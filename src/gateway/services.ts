@@ -160,7 +160,7 @@ export class GatewayServices {
     return {
       dns: { ...this.dns.counters, cacheEntries: this.dns.cacheSize },
       dhcp: { ...this.dhcp.counters },
-      nat: { flows: this.nat.ct.size, maxFlows: this.nat.ct.maxFlows, maxPerSandbox: this.nat.ct.maxPerSandbox, ...this.nat.counters, conntrack: { ...this.nat.ct.counters } },
+      nat: { flows: this.nat.ct.size, maxFlows: this.nat.ct.maxFlows, maxPerSandbox: this.nat.ct.maxPerSandbox, sockets: this.nat.ct.sockets, maxSockets: this.nat.ct.maxSockets, ...this.nat.counters, conntrack: { ...this.nat.ct.counters } },
       gateways,
     }
   }

@@ -34,12 +34,16 @@ export interface TrackedFlow {
 }
 
 export interface ConnTrackOptions {
+  /** Most flows holding a host socket at once: each is a file descriptor. */
+  maxSockets?: number
   maxFlows?: number
   maxPerSandbox?: number
   now?: () => number
 }
 
 export interface ConnTrackCounters {
+  /** New flows refused because the daemon is out of sockets (file descriptors). */
+  refusedSockets: number
   created: number
   closed: number
   expired: number
@@ -54,15 +58,20 @@ export function flowKey(proto: Proto, network: string, sandboxIp: number, sandbo
 export class ConnTrack {
   readonly maxFlows: number
   readonly maxPerSandbox: number
-  readonly counters: ConnTrackCounters = { created: 0, closed: 0, expired: 0, refusedTableFull: 0, refusedSandboxLimit: 0 }
+  readonly maxSockets: number
+  /** Flows holding a host socket now. */
+  sockets = 0
+  readonly counters: ConnTrackCounters = { refusedSockets: 0, created: 0, closed: 0, expired: 0, refusedTableFull: 0, refusedSandboxLimit: 0 }
   private readonly flows = new Map<string, TrackedFlow>()
   private readonly perSandbox = new Map<string, number>()
+  private readonly socketFlows = new Set<string>()
   private readonly now: () => number
   private readonly sweeper: NodeJS.Timeout
 
   constructor(opts: ConnTrackOptions = {}) {
     this.maxFlows = opts.maxFlows ?? 65536
     this.maxPerSandbox = opts.maxPerSandbox ?? 4096
+    this.maxSockets = opts.maxSockets ?? Infinity
     this.now = opts.now ?? Date.now
     this.sweeper = setInterval(() => this.expire(), 1000)
     this.sweeper.unref()
@@ -77,7 +86,11 @@ export class ConnTrack {
   }
 
   /** Why a new flow of this sandbox would be refused, or undefined when there is room. */
-  admit(network: string, sandboxIp: number): 'table_full' | 'sandbox_limit' | undefined {
+  admit(network: string, sandboxIp: number, needsSocket = false): 'table_full' | 'sandbox_limit' | 'no_socket' | undefined {
+    if (needsSocket && this.sockets >= this.maxSockets) {
+      this.counters.refusedSockets++
+      return 'no_socket'
+    }
     if (this.flows.size >= this.maxFlows) {
       this.counters.refusedTableFull++
       return 'table_full'
@@ -89,7 +102,12 @@ export class ConnTrack {
     return undefined
   }
 
-  add(key: string, flow: TrackedFlow): void {
+  /** Adds a flow; `socket`: it holds a host socket, given back by remove(). */
+  add(key: string, flow: TrackedFlow, socket = false): void {
+    if (socket) {
+      this.sockets++
+      this.socketFlows.add(key)
+    }
     this.flows.set(key, flow)
     const sk = `${flow.network}|${flow.sandboxIp}`
     this.perSandbox.set(sk, (this.perSandbox.get(sk) ?? 0) + 1)
@@ -101,6 +119,7 @@ export class ConnTrack {
     const f = this.flows.get(key)
     if (!f) return
     this.flows.delete(key)
+    if (this.socketFlows.delete(key)) this.sockets--
     const sk = `${f.network}|${f.sandboxIp}`
     const n = (this.perSandbox.get(sk) ?? 1) - 1
     if (n > 0) this.perSandbox.set(sk, n)

@@ -20,6 +20,7 @@ import { udpCheck, udpChecksumOk, udpDstPort, udpLength, udpSrcPort } from '../p
 import { writeTcpFrame, type FlowAddress, type SendFrame } from '../gateway/frames.js'
 import { ConnTrack, flowKey, type TrackedFlow } from './conntrack.js'
 import { IcmpEcho } from './icmp-echo.js'
+import { native } from '../native/binding.js'
 import { TcpFlow, type SandboxSide } from './tcp-flow.js'
 import { UdpFlow } from './udp-flow.js'
 
@@ -63,6 +64,8 @@ export interface NatOptions {
   send: SendFrame
   maxFlows?: number
   maxPerSandbox?: number
+  /** Most flows with a host socket (default: the open-file limit less room for the rest). */
+  maxSockets?: number
 }
 
 export class PublishError extends Error {
@@ -86,11 +89,13 @@ export interface NatCounters {
   resets: number
   /** Frames from sandboxes of internal networks for anything but the gateway's services. */
   internal: number
+  /** Host sockets that failed (no port or descriptor left). */
+  socketErrors: number
 }
 
 export class Nat {
   readonly ct: ConnTrack
-  readonly counters: NatCounters = { frames: 0, malformed: 0, badChecksum: 0, fragments: 0, unroutable: 0, refusedLimit: 0, unsolicited: 0, retransmits: 0, resets: 0, internal: 0 }
+  readonly counters: NatCounters = { frames: 0, malformed: 0, badChecksum: 0, fragments: 0, unroutable: 0, refusedLimit: 0, unsolicited: 0, retransmits: 0, resets: 0, internal: 0, socketErrors: 0 }
   private readonly send: SendFrame
   private readonly scratch = new Uint8Array(64 + ETH + 65536 + 128)
   private readonly ackQueue = new Set<TcpFlow>()
@@ -99,7 +104,9 @@ export class Nat {
 
   constructor(opts: NatOptions) {
     this.send = opts.send
-    this.ct = new ConnTrack({ maxFlows: opts.maxFlows, maxPerSandbox: opts.maxPerSandbox })
+    // Keep a thousand descriptors for everything else (the API, TAPs, the store).
+    const maxSockets = opts.maxSockets ?? Math.max(64, native.raiseFdLimit() - 1024)
+    this.ct = new ConnTrack({ maxFlows: opts.maxFlows, maxPerSandbox: opts.maxPerSandbox, maxSockets })
     this.icmp = new IcmpEcho(this.ct, this.send)
   }
 
@@ -199,14 +206,14 @@ export class Nat {
       this.counters.internal++
       return refuse()
     }
-    if (this.ct.admit(nw.id, src)) {
+    if (this.ct.admit(nw.id, src, !service)) {
       this.counters.refusedLimit++
       return refuse()
     }
     const sock = service ? service(src, sport) : net.connect({ host: ipv4ToString(remote), port: dport, noDelay: true, allowHalfOpen: true })
     if (!sock) return refuse()
     const flow = new TcpFlow(this.env(), key, nw.id, src, sport, dst, dport, 'egress', side, sock)
-    this.ct.add(key, flow)
+    this.ct.add(key, flow, !service)
     const o = synOptions(slab, l4, thl)
     flow.acceptSyn(seq, tcpWindow(slab, l4), o.mss, o.wscale)
   }
@@ -217,12 +224,12 @@ export class Nat {
     const key = flowKey('udp', nw.id, src, sport, dst, dport)
     let flow = this.ct.get(key) as UdpFlow | undefined
     if (!flow) {
-      if (this.ct.admit(nw.id, src)) return void this.counters.refusedLimit++
+      if (this.ct.admit(nw.id, src, true)) return void this.counters.refusedLimit++
       const sock = dgram.createSocket('udp4')
       sock.bind(0)
       const side = this.side(nw, inPort, hdr, slab, eth, dst, src, dport, sport)
-      flow = new UdpFlow({ send: this.send, scratch: this.scratch, ct: this.ct }, key, nw.id, src, sport, dst, dport, 'egress', side, { sock, address: ipv4ToString(remote), port: dport, owned: true })
-      this.ct.add(key, flow)
+      flow = new UdpFlow({ send: this.send, scratch: this.scratch, ct: this.ct, onSocketError: () => this.counters.socketErrors++ }, key, nw.id, src, sport, dst, dport, 'egress', side, { sock, address: ipv4ToString(remote), port: dport, owned: true })
+      this.ct.add(key, flow, true)
     }
     flow.fromSandbox(slab, l4 + 8, udpLength(slab, l4) - 8)
   }
@@ -257,7 +264,7 @@ export class Nat {
       const from = t && this.shown(t, sock.remoteAddress, sock.remotePort)
       if (!t || !from) return void sock.destroy()
       const key = flowKey('tcp', t.network.id, t.sandboxIp, spec.port, from.ip, from.port)
-      if (this.ct.get(key) || this.ct.admit(t.network.id, t.sandboxIp)) {
+      if (this.ct.get(key) || this.ct.admit(t.network.id, t.sandboxIp, true)) {
         this.counters.refusedLimit++
         return void sock.destroy()
       }
@@ -268,7 +275,7 @@ export class Nat {
         addr: { srcMac: t.network.gatewayMac, dstMac: t.sandboxMac, srcIp: from.ip, dstIp: t.sandboxIp, srcPort: from.port, dstPort: spec.port },
       }
       const flow = new TcpFlow(this.env(), key, t.network.id, t.sandboxIp, spec.port, from.ip, from.port, 'published', side, sock)
-      this.ct.add(key, flow)
+      this.ct.add(key, flow, true)
       flow.connect()
     })
     return new Promise((resolve, reject) => {

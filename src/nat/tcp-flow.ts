@@ -11,6 +11,7 @@
  * bounded both ways); retransmission from the first unacknowledged byte; large frames with
  * TSO towards sandboxes whose TAP has offloads; FIN and RST both ways.
  */
+import { createHmac, randomBytes } from 'node:crypto'
 import type { Duplex } from 'node:stream'
 import { TcpFlag } from '../packet/tcp.js'
 import { writeTcpFrame, type FlowAddress, type SendFrame } from '../gateway/frames.js'
@@ -55,6 +56,20 @@ const RTO_MS = 200
 const MAX_RETRIES = 8
 
 const add = (a: number, n: number) => (a + n) >>> 0
+
+const ISN_SECRET = randomBytes(16)
+
+/**
+ * Initial sequence numbers as RFC 6528 makes them: a 4 µs clock plus a keyed hash of the
+ * connection's addresses. For the same addresses they keep rising, so a new connection
+ * starts above the old one's sequence space, which the sandbox's kernel accepts even while
+ * the old one is in TIME-WAIT; other connections' numbers cannot be guessed from one's own.
+ */
+function initialSequence(key: string): number {
+  // CLOCK_MONOTONIC counts since boot, so it keeps rising across daemon restarts too.
+  const clock = Number((process.hrtime.bigint() / 4000n) & 0xffffffffn)
+  return (clock + createHmac('sha256', ISN_SECRET).update(key).digest().readUInt32BE(0)) >>> 0
+}
 const before = (a: number, b: number) => ((a - b) | 0) < 0
 
 export class TcpFlow implements TrackedFlow {
@@ -64,7 +79,7 @@ export class TcpFlow implements TrackedFlow {
   bytesIn = 0
   bytesOut = 0
   private st: St
-  private iss = (Math.random() * 0x100000000) >>> 0
+  private iss: number
   private sndUna = 0
   private sndNxt = 0
   /** Highest sequence sent: ACKs up to here count, also after a go-back retransmission. */
@@ -103,7 +118,9 @@ export class TcpFlow implements TrackedFlow {
     private readonly sock: Duplex,
   ) {
     this.mss = side.mtu - 40
+    this.iss = initialSequence(key)
     this.st = direction === 'egress' ? St.Connecting : St.SynSent
+    this.state = STATE_NAMES[this.st]
     sock.on('data', (d: Buffer) => this.fromHost(d))
     sock.on('end', () => {
       this.hostEnded = true
@@ -181,6 +198,13 @@ export class TcpFlow implements TrackedFlow {
       return
     }
     if (!(flags & TcpFlag.ACK)) return
+    if (this.st === St.SynSent) {
+      // An ACK that is not for our SYN (an old connection of the same addresses in the
+      // sandbox's TIME-WAIT): reset it, as RFC 793 says, and our SYN gets through on retry.
+      const n = writeTcpFrame(this.env.scratch, this.side.hdr, this.side.addr, ack, 0, TcpFlag.RST, 0, undefined, 0, 0)
+      this.env.send(this.side.port, this.env.scratch, n)
+      return
+    }
     this.peerWnd = this.useScale ? window << this.peerShift : window
     if (this.st === St.SynRcvd) {
       if (ack !== this.sndNxt) return

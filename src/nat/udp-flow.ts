@@ -12,6 +12,7 @@ export interface UdpFlowEnv {
   send: SendFrame
   scratch: Uint8Array
   ct: ConnTrack
+  onSocketError?: () => void
 }
 
 export class UdpFlow implements TrackedFlow {
@@ -39,7 +40,11 @@ export class UdpFlow implements TrackedFlow {
       host.sock.on('message', (msg, rinfo) => {
         if (rinfo.address === host.address && rinfo.port === host.port) this.toSandbox(msg)
       })
-      host.sock.on('error', () => this.close('socket error'))
+      // Binding can fail (out of ports or descriptors): the flow goes, counted by its owner.
+      host.sock.on('error', () => {
+        env.onSocketError?.()
+        this.close('socket error')
+      })
     }
   }
 

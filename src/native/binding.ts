@@ -43,6 +43,7 @@ export interface NativeBinding {
   udpOpen(ipv4: number, port: number): number
   vxlanSendBatch(fd: number, slab: Uint8Array, desc: Int32Array, count: number, dstPort: number, hdr: number): number
   icmpOpen(): number
+  raiseFdLimit(): number
   /** Keeps polling every port this long after a batch before sleeping (0: off). */
   setBusyPoll(microseconds: number): void
   sendTo(fd: number, buf: Uint8Array, offset: number, length: number, ipv4: number): number

@@ -8,6 +8,9 @@
   natpeer.py udp-ask IP PORT TEXT          send TEXT, print the reply (2 s timeout)
   natpeer.py hold-serve IP PORT            accept connections and keep them open
   natpeer.py many-connect IP PORT N        open N connections at once; print how many connected
+  natpeer.py get-from-port IP PORT LPORT N  N HTTP GETs, each from local port LPORT, read to EOF
+                                            (the server closes first, so the client keeps no
+                                            TIME-WAIT and can reuse the port); print how many got 200
 """
 import hashlib
 import http.server
@@ -118,6 +121,31 @@ elif mode == "many-connect":
             ok += 1
         except OSError:
             s.close()
+    print(ok)
+elif mode == "get-from-port":
+    ip, port, lport, n = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+    ok = 0
+    for i in range(n):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.settimeout(5)
+        try:
+            s.bind(("0.0.0.0", lport))
+            s.connect((ip, port))
+            s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            data = b""
+            while True:
+                d = s.recv(4096)
+                if not d:
+                    break
+                data += d
+            if data.startswith(b"HTTP/1.0 200"):
+                ok += 1
+        except OSError:
+            pass
+        finally:
+            s.close()
+        time.sleep(0.2)
     print(ok)
 else:
     raise SystemExit(__doc__)

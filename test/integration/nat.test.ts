@@ -114,6 +114,10 @@ t.test('NAT through the host', async (t) => {
     t.equal((await inNs(a, ['curl', '-s', '-m', '5', `http://${GW}:8081/`])).stdout, 'ok', 'hairpin through the gateway')
     t.equal((await inNs(web, ['curl', '-s', '-m', '5', `http://${HOST}:8081/`])).stdout, 'ok', 'a sandbox reaching its own published port')
 
+    // A client reusing its source port while the sandbox still holds the old connection in
+    // TIME-WAIT (the server closed first): every request must still get through.
+    const reuse = await inNs(outside, ['python3', PEER, 'get-from-port', HOST, '8081', '41000', '5'], 60_000)
+    t.equal(reuse.stdout.trim(), '5', `five requests from one source port (${reuse.stderr.trim()})`)
     const clash = sandboxName(t, 'nt')
     const r = await d.cli(['sandbox', 'create', clash, '--network', 'default', '-p', '8081:80'])
     t.not(r.code, 0)
