@@ -34,6 +34,8 @@ import {
   type PortRecord,
   type SandboxRecord,
   parsePublish,
+  formatPublish,
+  type PublishSpec,
 } from './model.js'
 import { PublishError, type PublishTarget } from '../nat/nat.js'
 import { parseIpv4 } from '../packet/ipv4.js'
@@ -60,6 +62,8 @@ export interface ConnectOptions {
   name?: string
   /** Host ports to publish into the endpoint, `[HOSTIP:]HOSTPORT:PORT[/tcp|/udp]`. */
   publish?: string[]
+  /** The interface's name in the sandbox (a CNI runtime's CNI_IFNAME); default: the next free ethN. */
+  ifname?: string
 }
 
 export interface SandboxCreate {
@@ -471,7 +475,7 @@ export class ControlPlane implements DhcpLeaseBackend {
       }
       const ep = this.doCreateEndpoint(n, { ...opts, name: opts.name ?? `${sb.name}-${n.rec.name}` })
       try {
-        await this.plugIntoSandbox(ep, n, sb)
+        await this.plugIntoSandbox(ep, n, sb, opts.ifname)
         if (publish.length) {
           ep.publish = publish
           await this.publishAll(ep)
@@ -567,11 +571,12 @@ export class ControlPlane implements DhcpLeaseBackend {
     })
   }
 
-  private async plugIntoSandbox(ep: EndpointRecord, n: NetState, sb: SandboxRecord): Promise<void> {
+  private async plugIntoSandbox(ep: EndpointRecord, n: NetState, sb: SandboxRecord, wanted?: string): Promise<void> {
     const present = new Set(await netns.listLinks(sb.netnsPath))
     let i = 0
     while (present.has(`eth${i}`)) i++
-    const ifname = `eth${i}`
+    const ifname = wanted ?? `eth${i}`
+    if (wanted !== undefined && present.has(wanted)) throw conflict('IFNAME_TAKEN', `sandbox "${sb.name}" already has an interface named ${wanted}`)
     await netns.moveLink(ep.tap, sb.netnsPath, { ifname, mac: ep.mac, address: ep.address, mtu: n.rec.mtu })
     ep.sandboxId = sb.id
     ep.ifname = ifname
@@ -829,6 +834,212 @@ export class ControlPlane implements DhcpLeaseBackend {
     clearInterval(this.leaseSweeper)
     this.gateway.close()
     this.sw.close((name) => !this.ports.has(name) && ![...this.endpoints.values()].some((e) => e.tap === name))
+  }
+
+  // ---- engines (Docker, CNI) ----
+  // A container engine owns the namespace, and Docker also moves the device itself: it asks
+  // for an endpoint first (a TAP left in the host), moves it into the container after Join,
+  // and takes it out again on Leave. A CNI runtime hands over its namespace and lets connect()
+  // do the rest (with `ifname`). Sandboxes of engines are adopted: their namespaces are never
+  // deleted here, and the record goes when the engine's last endpoint in it does.
+
+  /**
+   * Creates an endpoint in no sandbox: its persistent TAP stays in the host namespace, held by
+   * the switch, for an engine to move into its own namespace (Docker's CreateEndpoint). An
+   * endpoint of that name on that network is returned as it is (a retried call).
+   */
+  createHostEndpoint(networkRef: string, opts: ConnectOptions & { name: string }) {
+    return this.serial(() => {
+      const n = this.net(networkRef)
+      const same = [...this.endpoints.values()].find((e) => e.name === opts.name)
+      if (same) {
+        if (same.networkId !== n.rec.id) throw conflict('NAME_TAKEN', `an endpoint named "${opts.name}" already exists on network "${this.nets.get(same.networkId)?.rec.name}"`)
+        return this.endpointView(same)
+      }
+      return this.endpointView(this.doCreateEndpoint(n, opts))
+    })
+  }
+
+  /**
+   * The engine moved the endpoint's device into the namespace at `netnsPath` (Docker's Join):
+   * the sandbox of that namespace is found, or adopted as `sandboxName`; the endpoint joins it
+   * and its names go into DNS. `ifname`, the device's name there once the engine renamed it,
+   * lets a restarted daemon find the device again. Calling again completes the record.
+   */
+  adoptEndpoint(endpointRef: string, place: { netnsPath: string; sandboxName: string; ifname?: string }) {
+    return this.serial(() => {
+      const ep = this.engineEndpoint(endpointRef)
+      if (!netns.netnsExists(place.netnsPath)) throw invalid(`network namespace ${place.netnsPath} does not exist`, 'netnsPath')
+      let sb = [...this.sandboxes.values()].find((s) => s.netnsPath === place.netnsPath)
+      if (ep.sandboxId && ep.sandboxId !== sb?.id) {
+        throw conflict('ALREADY_CONNECTED', `endpoint "${ep.name}" is in sandbox "${this.sandboxes.get(ep.sandboxId)?.name}"; release it first`)
+      }
+      const created = !sb
+      if (!sb) {
+        if ([...this.sandboxes.values()].some((s) => s.name === place.sandboxName)) throw conflict('NAME_TAKEN', `a sandbox named "${place.sandboxName}" already exists`)
+        sb = { id: newId(), name: place.sandboxName, netnsPath: place.netnsPath, owned: false, createdAt: new Date().toISOString() }
+      }
+      const next: EndpointRecord = { ...ep, sandboxId: sb.id, ...(place.ifname ? { ifname: place.ifname } : {}) }
+      this.store.transaction(() => {
+        if (created) this.store.put(KIND.sandbox, sb.id, sb)
+        this.store.put(KIND.endpoint, ep.id, next)
+      })
+      if (created) this.sandboxes.set(sb.id, sb)
+      this.unregister(ep)
+      Object.assign(ep, next)
+      this.register(ep)
+      return this.endpointView(ep)
+    })
+  }
+
+  /**
+   * The engine took the endpoint's device out of its sandbox (Docker's Leave): its names leave
+   * DNS, its published ports close, and an adopted sandbox left without endpoints is
+   * forgotten. The endpoint stays until it is removed. Unknown or sandbox-less: nothing to do.
+   */
+  releaseEndpoint(endpointRef: string): Promise<void> {
+    return this.serial(async () => {
+      const ep = this.findEngineEndpoint(endpointRef)
+      if (!ep?.sandboxId) return
+      const sb = this.sandboxes.get(ep.sandboxId)
+      this.unregister(ep)
+      this.gateway.nat.unpublish(ep.id)
+      const { sandboxId: _s, ifname: _i, publish: _p, ...rest } = ep
+      this.store.put(KIND.endpoint, ep.id, rest)
+      delete ep.sandboxId
+      delete ep.ifname
+      delete ep.publish
+      if (sb) await this.dropIfEmptyAdopted(sb)
+    })
+  }
+
+  /**
+   * Removes an endpoint by ID or name wherever it is (Docker's DeleteEndpoint, CNI's DEL): the
+   * device goes, the address is released, an adopted sandbox left empty is forgotten.
+   * Returns false when there is no such endpoint (a repeated call).
+   */
+  removeEndpoint(endpointRef: string): Promise<boolean> {
+    return this.serial(async () => {
+      const ep = this.findEngineEndpoint(endpointRef)
+      if (!ep) return false
+      const sb = ep.sandboxId ? this.sandboxes.get(ep.sandboxId) : undefined
+      await this.doDeleteEndpoint(ep)
+      // A persistent TAP in the host that the switch no longer held (it was handed back by an engine, or never re-opened).
+      if (!sb && (await netns.linkExists(undefined, ep.tap))) await netns.deleteLink(undefined, ep.tap).catch(() => undefined)
+      if (sb) await this.dropIfEmptyAdopted(sb)
+      return true
+    })
+  }
+
+  /**
+   * Finds the sandbox of the namespace at `netnsPath`, or adopts the namespace as `name` (a CNI
+   * runtime's CNI_NETNS). A name taken by another namespace is a NAME_TAKEN conflict.
+   */
+  adoptSandbox(netnsPath: string, name: string) {
+    return this.serial(() => {
+      const found = [...this.sandboxes.values()].find((s) => s.netnsPath === netnsPath)
+      if (found) return this.sandboxView(found)
+      if (!netns.netnsExists(netnsPath)) throw invalid(`network namespace ${netnsPath} does not exist`, 'netnsPath')
+      if ([...this.sandboxes.values()].some((s) => s.name === name)) throw conflict('NAME_TAKEN', `a sandbox named "${name}" already exists`)
+      const rec: SandboxRecord = { id: newId(), name, netnsPath, owned: false, createdAt: new Date().toISOString() }
+      this.store.put(KIND.sandbox, rec.id, rec)
+      this.sandboxes.set(rec.id, rec)
+      this.log.info('sandbox adopted', { sandbox: name, netns: netnsPath })
+      return this.sandboxView(rec)
+    })
+  }
+
+  /** Forgets an adopted sandbox that has no endpoints left (an engine's failed ADD); true if it went. */
+  forgetSandboxIfEmpty(sandboxRef: string): Promise<boolean> {
+    return this.serial(async () => {
+      const sb = resolveRef(this.sandboxes.values(), sandboxRef)
+      if (!sb || sb === 'ambiguous') return false
+      return this.dropIfEmptyAdopted(sb)
+    })
+  }
+
+  /** Publishes host ports into an endpoint, replacing what it published before; all or nothing. */
+  publishEndpoint(endpointRef: string, publish: string[]) {
+    return this.serial(async () => {
+      const ep = this.engineEndpoint(endpointRef)
+      const n = this.nets.get(ep.networkId)!
+      const specs = publish.map((p) => {
+        try {
+          return parsePublish(p)
+        } catch (e) {
+          throw invalid((e as Error).message, 'publish')
+        }
+      })
+      if (specs.length && n.rec.internal) throw invalid(`network "${n.rec.name}" is internal: nothing can be published from it`, 'publish')
+      const key = (l: PublishSpec[] | undefined) => (l ?? []).map(formatPublish).sort().join(',')
+      if (key(specs) === key(ep.publish)) return this.endpointView(ep)
+      const before = ep.publish
+      this.gateway.nat.unpublish(ep.id)
+      ep.publish = specs
+      try {
+        await this.publishAll(ep)
+        this.store.put(KIND.endpoint, ep.id, ep)
+      } catch (e) {
+        ep.publish = before
+        await this.publishAll(ep).catch(() => undefined)
+        throw e
+      }
+      return this.endpointView(ep)
+    })
+  }
+
+  /** Closes every host port published into the endpoint; unknown endpoint: nothing to do. */
+  unpublishEndpoint(endpointRef: string): Promise<void> {
+    return this.serial(() => {
+      const ep = this.findEngineEndpoint(endpointRef)
+      if (!ep) return
+      this.gateway.nat.unpublish(ep.id)
+      if (!ep.publish) return
+      delete ep.publish
+      this.store.put(KIND.endpoint, ep.id, ep)
+    })
+  }
+
+  /**
+   * Opens the endpoint's device again where the engine put it: its sandbox, under `ifname`
+   * (found there by the caller, e.g. by MAC). For a device moved while the daemon was down:
+   * restore() looked for it where it was last recorded and may have made a new TAP of its
+   * name in the host, which goes.
+   */
+  reattachEndpoint(endpointRef: string, ifname: string) {
+    return this.serial(async () => {
+      const ep = this.engineEndpoint(endpointRef)
+      const sb = ep.sandboxId ? this.sandboxes.get(ep.sandboxId) : undefined
+      if (!sb) throw invalid(`endpoint "${ep.name}" is in no sandbox`, 'endpoint')
+      const strayInHost = await netns.linkExists(undefined, ep.tap)
+      if (this.sw.hasPort(ep.tap)) this.sw.removePort(ep.tap, strayInHost)
+      else if (strayInHost) await netns.deleteLink(undefined, ep.tap).catch(() => undefined)
+      ep.ifname = ifname
+      this.store.put(KIND.endpoint, ep.id, ep)
+      const noOffload = this.nets.get(ep.networkId)!.rec.driver === 'overlay'
+      this.sw.addTapPort(ep.tap, ep.networkId, { persist: true, attachOnly: true, netnsPath: sb.netnsPath, device: ifname, noOffload })
+      this.log.info('endpoint re-attached', { endpoint: ep.name, sandbox: sb.name, ifname })
+      return this.endpointView(ep)
+    })
+  }
+
+  private findEngineEndpoint(ref: string): EndpointRecord | undefined {
+    return this.endpoints.get(ref) ?? [...this.endpoints.values()].find((e) => e.name === ref)
+  }
+
+  private engineEndpoint(ref: string): EndpointRecord {
+    const ep = this.findEngineEndpoint(ref)
+    if (!ep) throw notFound('endpoint', ref)
+    return ep
+  }
+
+  private async dropIfEmptyAdopted(sb: SandboxRecord): Promise<boolean> {
+    if (sb.owned || !this.sandboxes.has(sb.id) || [...this.endpoints.values()].some((e) => e.sandboxId === sb.id)) return false
+    this.store.delete(KIND.sandbox, sb.id)
+    this.sandboxes.delete(sb.id)
+    await netns.forgetForeign(sb.netnsPath)
+    this.log.info('adopted sandbox forgotten', { sandbox: sb.name })
+    return true
   }
 }
 

@@ -16,6 +16,8 @@ import { native } from '../native/binding.js'
 import { Vxlan } from '../overlay/vxlan.js'
 import { openSqliteStore } from '../store/store.js'
 import { Switch } from '../switch/switch.js'
+import { DEFAULT_DOCKER_PLUGIN_SOCKET, DockerPlugin } from '../plugins/docker/plugin.js'
+import { CniService, registerCniRoutes } from '../plugins/cni/service.js'
 import { createLogger, type Level, type Logger } from '../util/log.js'
 
 export const DEFAULT_SOCKET = '/run/switchyard/switchyard.sock'
@@ -43,6 +45,12 @@ export interface DaemonOptions {
   vxlanPort?: number
   /** Default static peer VTEPs of overlay networks. */
   peers?: string[]
+  /**
+   * Where to serve Docker's remote network/IPAM driver protocol (default
+   * /run/docker/plugins/switchyard.sock; when that default is taken by another live daemon,
+   * this one runs without it); false: not at all.
+   */
+  dockerPluginSocket?: string | false
   log?: Logger
 }
 
@@ -76,13 +84,19 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   const vxlan = opts.advertiseAddr ? new Vxlan({ sw, bindIp: opts.advertiseAddr, port: opts.vxlanPort, log }) : undefined
   const cp = new ControlPlane({ store, sw, log, overlay: vxlan ? { vxlan, peers: opts.peers ?? [] } : undefined, upstreams: opts.dns?.map(parseUpstream), natMaxFlows: opts.natMaxFlows, natMaxPerSandbox: opts.natMaxPerSandbox })
   const api = new ApiServer(log)
+  const plugin = opts.dockerPluginSocket === false ? undefined : new DockerPlugin({ cp, store, log })
   try {
     await cp.restore()
+    await plugin?.restore()
     await cp.restorePublished()
     await cp.ensureNetwork({ name: defaultNetwork, subnet: opts.defaultSubnet })
     registerRoutes(api, cp, sw, defaultNetwork)
+    registerCniRoutes(api, new CniService({ cp, store, log }))
     await api.listen(socket)
+    if (plugin) await listenDockerPlugin(plugin, opts.dockerPluginSocket || undefined, log)
   } catch (e) {
+    await plugin?.close()
+    await api.close()
     cp.shutdown()
     vxlan?.close()
     store.close()
@@ -96,6 +110,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     socket,
     stop() {
       stopping ??= (async () => {
+        await plugin?.close()
         await api.close()
         cp.shutdown()
         vxlan?.close()
@@ -106,6 +121,19 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
       })()
       return stopping
     },
+  }
+}
+
+/** An explicit socket must be served; the default one may be another daemon's already. */
+async function listenDockerPlugin(plugin: DockerPlugin, socket: string | undefined, log: Logger): Promise<void> {
+  try {
+    await plugin.listen(socket ?? DEFAULT_DOCKER_PLUGIN_SOCKET)
+  } catch (e) {
+    if (socket !== undefined) throw new DaemonStartError(`cannot serve the Docker plugin on ${socket}: ${(e as Error).message}`)
+    log.warn('not serving the Docker plugin: its default socket is taken; pass --docker-plugin-socket PATH (Docker finds /run/docker/plugins/NAME.sock as driver NAME)', {
+      socket: DEFAULT_DOCKER_PLUGIN_SOCKET,
+      error: (e as Error).message,
+    })
   }
 }
 
