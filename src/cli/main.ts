@@ -11,6 +11,7 @@ import { spawnSync } from 'node:child_process'
 import path from 'node:path'
 import { Command, InvalidArgumentError, Option } from 'commander'
 import { DEFAULT_SOCKET, DEFAULT_STATE_DIR, startDaemon } from '../daemon/daemon.js'
+import { DEFAULT_DOCKER_PLUGIN_SOCKET } from '../plugins/docker/plugin.js'
 import { createLogger, isLevel } from '../util/log.js'
 import { call, CliError } from './client.js'
 import { render, renderObject, type Format } from './format.js'
@@ -71,6 +72,8 @@ program
   .option('--peer <ip>', 'a static peer VTEP of overlay networks (repeatable)', collect)
   .option('--busy-poll <us>', 'keep polling this many microseconds after traffic before sleeping (0: off)', int('--busy-poll', 0, 100_000), 50)
   .option('--nat-max-per-sandbox <n>', 'most tracked NAT flows of one sandbox', int('--nat-max-per-sandbox', 1, 10_000_000), 8192)
+  .option('--docker-plugin-socket <path>', `serve Docker's remote network and IPAM driver here; Docker names the driver after the file (default ${DEFAULT_DOCKER_PLUGIN_SOCKET})`)
+  .option('--no-docker-plugin', "do not serve Docker's plugin protocol")
   .action(async (o) => {
     if (!isLevel(o.logLevel)) throw new CliError(`--log-level must be debug, info, warn or error, not "${o.logLevel}"`)
     const log = createLogger({ level: o.logLevel })
@@ -90,6 +93,7 @@ program
       advertiseAddr: o.advertiseAddr,
       vxlanPort: o.vxlanPort,
       peers: o.peer,
+      dockerPluginSocket: o.dockerPlugin === false ? false : o.dockerPluginSocket,
     })
     const stop = (sig: string) => {
       log.info('signal received, stopping', { signal: sig })

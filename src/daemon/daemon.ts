@@ -85,6 +85,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   const cp = new ControlPlane({ store, sw, log, overlay: vxlan ? { vxlan, peers: opts.peers ?? [] } : undefined, upstreams: opts.dns?.map(parseUpstream), natMaxFlows: opts.natMaxFlows, natMaxPerSandbox: opts.natMaxPerSandbox })
   const api = new ApiServer(log)
   const plugin = opts.dockerPluginSocket === false ? undefined : new DockerPlugin({ cp, store, log })
+  let listening = false
   try {
     await cp.restore()
     await plugin?.restore()
@@ -93,10 +94,12 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     registerRoutes(api, cp, sw, defaultNetwork)
     registerCniRoutes(api, new CniService({ cp, store, log }))
     await api.listen(socket)
+    listening = true
     if (plugin) await listenDockerPlugin(plugin, opts.dockerPluginSocket || undefined, log)
   } catch (e) {
     await plugin?.close()
     await api.close()
+    if (listening) fs.rmSync(socket, { force: true })
     cp.shutdown()
     vxlan?.close()
     store.close()

@@ -58,3 +58,9 @@ export async function deleteLink(nsPath: string | undefined, name: string): Prom
     return false
   }
 }
+
+/** The device of the namespace's default route, if it has one. */
+export async function defaultRouteDev(nsPath: string): Promise<string | undefined> {
+  const routes = JSON.parse(await ipAt(nsPath, ['-4', '-j', 'route', 'show', 'default'])) as { dev?: string }[]
+  return routes[0]?.dev
+}

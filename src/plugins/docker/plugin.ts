@@ -263,7 +263,10 @@ export class DockerPlugin {
     }
     const net = this.networkOf(networkId)
     if (!net) throw new PluginError(`switchyard has no network for Docker network ${networkId}; remove it (docker network rm) and create it again`)
-    const ep = await this.cp.createHostEndpoint(net.id, { name: endpointName(id), ip: askedAddress?.split('/')[0], mac: askedMac })
+    const ip = askedAddress?.split('/')[0]
+    // As Docker's bridge driver does: a MAC made from the address, the same after a restart.
+    const mac = askedMac || (ip ? macForAddress(ip) : undefined)
+    const ep = await this.cp.createHostEndpoint(net.id, { name: endpointName(id), ip, mac })
     try {
       await setLink(ep.tap, { mac: ep.mac, mtu: net.mtu })
       this.store.put(KIND_ENDPOINT, id, { id, networkId, endpoint: ep.id, createdAt: new Date().toISOString() } satisfies DockerEndpointRecord)
@@ -307,7 +310,8 @@ export class DockerPlugin {
     if (!rec || !ep) throw new PluginError(`switchyard has no endpoint ${id}: it was never created or is removed`)
     const net = this.cp.networkRecord(ep.networkId)
     if (rec.sandboxKey && rec.sandboxKey !== sandboxKey) await this.cp.releaseEndpoint(ep.id)
-    await this.adopt(rec, ep.id, sandboxKey)
+    // The namespace at SandboxKey does not exist yet: Docker binds the container's there when
+    // runc has made it, then moves the TAP in. The sandbox is recorded when the TAP is found there.
     this.store.put(KIND_ENDPOINT, id, { ...rec, sandboxKey, lastSandboxKey: sandboxKey })
     this.startLocating(id)
     return {
@@ -458,8 +462,9 @@ export class DockerPlugin {
   }
 
   /**
-   * After Join, Docker moves the TAP into the container and renames it (eth0, ...): find it
-   * there by MAC and record its name, so that a restarted daemon can open it again.
+   * After Join, Docker moves the TAP into the container once the container's namespace
+   * exists, and renames it (eth0, ...): find it there by MAC, then record the sandbox and the
+   * device's name (so that DNS knows it and a restarted daemon can open it again).
    */
   private startLocating(id: string): void {
     this.stopLocating(id)
@@ -472,13 +477,16 @@ export class DockerPlugin {
       const ep = rec && this.endpointOf(rec)
       const key = rec?.sandboxKey
       if (!rec || !ep || !key || ep.ifname) return
-      const name = await findTapByMac(key, ep.mac).catch(() => undefined)
+      const name = fs.existsSync(key) ? await findTapByMac(key, ep.mac).catch(() => undefined) : undefined
       const late = Date.now() > deadline
       // Not renamed yet (still the TAP's own name): Docker is half-way; look again.
       if (name && (name !== ep.tap || late)) {
         await this.serial(async () => {
           const now = this.store.get<DockerEndpointRecord>(KIND_ENDPOINT, id)
-          if (now?.sandboxKey === key && this.endpointOf(now)) await this.adopt(now, now.endpoint, key, name)
+          if (now?.sandboxKey === key && this.endpointOf(now)) {
+            await this.adopt(now, now.endpoint, key, name)
+            this.cp.announceEndpoint(now.endpoint)
+          }
         }).catch((e) => this.log.warn('recording the device of a Docker endpoint failed', { endpoint: ep.name, error: (e as Error).message }))
         return
       }
@@ -562,6 +570,11 @@ export function toPublish(entry: unknown): string {
   const hostIp = typeof p.HostIP === 'string' && p.HostIP !== '' ? `${p.HostIP}:` : ''
   if (hostIp.includes('::') || (hostIp && hostIp.split(':').length > 2)) throw new PluginError(`host address ${String(p.HostIP)} is not IPv4`)
   return `${hostIp}${hostPort}:${port}/${proto}`
+}
+
+/** 02:42 and the four bytes of the address, as Docker's bridge driver makes MACs. */
+export function macForAddress(ip: string): string {
+  return ['02', '42', ...ip.split('.').map((b) => Number(b).toString(16).padStart(2, '0'))].join(':')
 }
 
 function endpointReply(ep: { mac: string; address: string }, askedAddress: string | undefined, askedMac: string | undefined): object {
