@@ -890,6 +890,7 @@ export class ControlPlane implements DhcpLeaseBackend {
       this.unregister(ep)
       Object.assign(ep, next)
       this.register(ep)
+      this.log.info('endpoint adopted', { endpoint: ep.name, sandbox: sb.name, netns: sb.netnsPath, ifname: ep.ifname })
       return this.endpointView(ep)
     })
   }

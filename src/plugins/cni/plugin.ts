@@ -9,6 +9,13 @@
  *                   "capabilities": { "portMappings": true, "aliases": true, "ips": true, "mac": true } }] }
  *
  *   const { stdout, exitCode } = await runCni(process.env, stdinText)
+ *
+ * With podman (CNI backend): put the conflist in its `network_config_dir`, the executable (or
+ * a link named switchyard-cni) in one of its `cni_plugin_dirs`, and for published ports set
+ * `enable_port_reservation = false` under [engine] in containers.conf: Switchyard listens on
+ * the host port itself (as slirp4netns' port handler does), which podman's reservation would
+ * hold. The conflist's "subnet" (with "gateway", "mtu", "internal") creates the Switchyard
+ * network on first use; "network" names an existing one instead of the CNI network's name.
  */
 import http from 'node:http'
 import { CNI_ERR, COMMANDS, CniError, DEFAULT_DAEMON_SOCKET, isSupportedVersion, versionResult, type CniReply, type CniRequest, type NetConf } from './spec.js'

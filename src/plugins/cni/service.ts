@@ -116,10 +116,11 @@ export class CniService {
     const ip = oneAddress([...(Array.isArray(rc.ips) ? rc.ips : []), ...(args.IP ? args.IP.split(',') : [])], net)
     const mac = typeof rc.mac === 'string' && rc.mac ? rc.mac : args.MAC || undefined
     const aliases = (rc.aliases?.[cniNetwork] ?? []).filter((a) => typeof a === 'string' && NAME_RE.test(a))
+    const mappings = portMappings(rc.portMappings)
     const sb = await this.sandbox(netns, args.K8S_POD_NAME, containerId)
     // The runtime passes the same port mappings to every network of the container: the first one publishes.
     const taken = new Set(this.cp.listEndpoints().filter((e) => e.sandboxId === sb.id).flatMap((e) => (e.publish ?? []).map(formatPublish)))
-    const publish = portMappings(rc.portMappings).filter((p) => !taken.has(formatPublish(parsePublish(p))))
+    const publish = mappings.filter((p) => !taken.has(formatPublish(parsePublish(p))))
     let ep
     try {
       ep = await this.cp.connect(net.id, sb.id, { ifname, ...(ip ? { ip } : {}), ...(mac ? { mac } : {}), aliases, publish, name: endpointName(containerId, ifname) })

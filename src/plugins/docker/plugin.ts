@@ -193,7 +193,12 @@ export class DockerPlugin {
         this.store.delete(KIND_ENDPOINT, rec.id)
         continue
       }
-      if (!rec.sandboxKey || !fs.existsSync(rec.sandboxKey)) continue
+      if (!rec.sandboxKey) continue
+      if (!fs.existsSync(rec.sandboxKey)) {
+        // Joined, but the container's namespace is not bound yet (or is gone: then Docker's Leave follows).
+        if (!ep.ifname) this.startLocating(rec.id)
+        continue
+      }
       try {
         const ifname = await findTapByMac(rec.sandboxKey, ep.mac)
         if (!ifname) {
