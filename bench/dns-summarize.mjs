@@ -98,6 +98,7 @@ if (env) {
   out.push(`- ${pick('date') ?? ''}; ${pick('host') ?? ''}`)
   out.push(`- ${pick('node') ?? ''}; switchyard ${pick('repo') ?? ''}`)
   out.push(`- rounds: ${rounds.length}; dnsperf ${secs} s per run, -c ${clients} -q ${outstanding}; order alternates per round`)
+  for (const w of env.match(/^warning: .*$/gm) || []) out.push(`- **${w}**`)
   out.push(`- load average at start: ${pick('loadavg at start') ?? '?'}; at end: ${pick('loadavg at end') ?? '?'}; machine busy in the 2 s before: ${pick('machine busy in the 2 s before start') ?? '?'}`)
   out.push('')
 }

@@ -12,7 +12,8 @@
 # dnsperf -c), BENCH_DNS_OUTSTANDING (100, dnsperf -q), BENCH_DNS_TIMEOUT (2 s,
 # dnsperf -t), BENCH_DNS_NAMES (1000 forwarded names), BENCH_DNS_MIXES ("local
 # cached"), BENCH_DNS_LOADS ("max rate"), BENCH_DNS_SYSTEMS ("switchyard
-# dnsmasq"), BENCH_DNS_UPSTREAM_PORT (53530), BENCH_OUT (bench/out), BENCH_RUN
+# dnsmasq"), BENCH_DNS_UPSTREAM_PORT (53530), BENCH_DNS_DAEMON_ARGS (extra
+# daemon options, e.g. "--busy-poll 0"), BENCH_OUT (bench/out), BENCH_RUN
 # (/tmp/switchyard-bench: its lock is shared with bench/run.sh).
 #
 # Topology (everything named sbdns*):
@@ -45,6 +46,7 @@ MIXES=${BENCH_DNS_MIXES:-local cached}
 LOADS=${BENCH_DNS_LOADS:-max rate}
 SYSTEMS=${BENCH_DNS_SYSTEMS:-switchyard dnsmasq}
 UP_PORT=${BENCH_DNS_UPSTREAM_PORT:-53530}
+DAEMON_ARGS=${BENCH_DNS_DAEMON_ARGS:-}   # extra daemon options, e.g. "--busy-poll 0"
 OUT=$(realpath -m "${BENCH_OUT:-$HERE/out}")
 RUN=$(realpath -m "${BENCH_RUN:-/tmp/switchyard-bench}")
 
@@ -210,7 +212,7 @@ setup() {
 
     # The daemon.  --dns is what keeps forwarded queries on this machine.
     $SY --socket "$SY_SOCK" daemon --state-dir "$DIR/sy/state" --default-subnet "$SUBNET" \
-        --dns "127.0.0.1:$UP_PORT" >"$ODIR/logs/switchyard-daemon.log" 2>&1 9>&- &
+        --dns "127.0.0.1:$UP_PORT" $DAEMON_ARGS >"$ODIR/logs/switchyard-daemon.log" 2>&1 9>&- &
     SY_PID=$!
     remember_pid "$SY_PID"
     echo "$SY_PID" >"$DIR/sy/pid"
@@ -317,10 +319,21 @@ emit() { echo "$ROUND,$SYS,${MIX}_${LOAD}_$1,$2" >>"$CSV"; }
 cpu_ticks() { awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 busy_ticks() { awk '/^cpu /{print $2+$3+$4+$7+$8, $2+$3+$4+$5+$6+$7+$8, $8}' /proc/stat; }
 
-# Switchyard's DNS counters (stats --format json .dns), one "k=v" per line
+# Switchyard's DNS counters (GET /v1/stats .dns, straight from the API socket
+# with Node's http: independent of dist/ and the addon, which another build may
+# be rewriting), one "k=v" per line; retried for up to ~5 s, empty on failure
 sy_dns_counters() {
-    sy --format json stats 2>/dev/null | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{
-        try { const d = JSON.parse(s).dns; for (const [k, v] of Object.entries(d)) console.log(k + "=" + v) } catch { } })'
+    local out
+    for _ in 1 2 3 4 5; do
+        out=$(timeout 5 node -e '
+            const req = require("http").get({ socketPath: process.argv[1], path: "/v1/stats" }, (res) => {
+                let s = ""; res.on("data", (d) => (s += d)).on("end", () => {
+                    try { for (const [k, v] of Object.entries(JSON.parse(s).dns)) console.log(k + "=" + v) } catch { process.exit(1) } })
+            }); req.on("error", () => process.exit(1))' "$SY_SOCK" 2>/dev/null) && [ -n "$out" ] && { echo "$out"; return 0; }
+        sleep 1
+    done
+    log "warning: could not read switchyard's DNS counters"
+    return 1
 }
 # dnsmasq's own counters: SIGUSR1 writes them to its log; "forwarded local"
 dm_counters() {
@@ -422,10 +435,10 @@ measure() {
         grep -v '^> ' "$ODIR/logs/$tag.txt" >"$ODIR/logs/$tag.txt.tmp" && mv "$ODIR/logs/$tag.txt.tmp" "$ODIR/logs/$tag.txt"
     fi
     if [ "$SYS" = switchyard ]; then   # what the daemon says it did: deltas of its DNS counters
-        local d
+        local a b
         for k in queries answeredLocal forwarded cacheHits dropped refused servfail formerr; do
-            d=$(( $(echo "$sy1" | awk -F= -v k=$k '$1 == k {print $2}') - $(echo "$sy0" | awk -F= -v k=$k '$1 == k {print $2}') )) 2>/dev/null
-            emit "sy_$k" "${d:-nan}"
+            a=$(echo "$sy0" | awk -F= -v k=$k '$1 == k {print $2}'); b=$(echo "$sy1" | awk -F= -v k=$k '$1 == k {print $2}')
+            if [ -n "$a" ] && [ -n "$b" ]; then emit "sy_$k" $((b - a)); else emit "sy_$k" nan; fi
         done
         emit sy_cache_entries "$(echo "$sy1" | awk -F= '$1 == "cacheEntries" {print $2}')"
     fi
@@ -465,11 +478,13 @@ write_env() {
         echo "host: $(uname -n); kernel $(uname -r); $(nproc) cpus; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
         echo "node: $(node -v 2>/dev/null); dnsperf: $(dnsperf -h 2>&1 | awk '/^Version/ {print $2}'); dnsmasq: $(dnsmasq --version | head -1 | awk '{print $3}')"
         echo "repo: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null) $(git -C "$ROOT" status --porcelain -- src native bin 2>/dev/null | wc -l) changed files under src/native/bin; dist/ built $(date -r "$ROOT/dist/cli/main.js" -Is 2>/dev/null), addon $(date -r "$ROOT/build/Release/switchyard.node" -Is 2>/dev/null)"
-        echo "knobs: BENCH_ROUNDS=$ROUNDS BENCH_DNS_T=$DNS_T BENCH_DNS_RATE=$RATE BENCH_DNS_CLIENTS=$CLIENTS BENCH_DNS_OUTSTANDING=$OUTSTANDING BENCH_DNS_TIMEOUT=$QTIMEOUT BENCH_DNS_NAMES=$NAMES BENCH_DNS_MIXES='$MIXES' BENCH_DNS_LOADS='$LOADS' BENCH_DNS_SYSTEMS='$SYSTEMS'"
+        echo "knobs: BENCH_ROUNDS=$ROUNDS BENCH_DNS_T=$DNS_T BENCH_DNS_RATE=$RATE BENCH_DNS_CLIENTS=$CLIENTS BENCH_DNS_OUTSTANDING=$OUTSTANDING BENCH_DNS_TIMEOUT=$QTIMEOUT BENCH_DNS_NAMES=$NAMES BENCH_DNS_MIXES='$MIXES' BENCH_DNS_LOADS='$LOADS' BENCH_DNS_SYSTEMS='$SYSTEMS' BENCH_DNS_DAEMON_ARGS='$DAEMON_ARGS'"
         echo "loadavg at start: $(cat /proc/loadavg)"
         echo "machine busy in the 2 s before start: ${IDLE_CHECK}%"
     } >"$ODIR/env.txt"
 }
+
+build_stamp() { stat -c '%n@%Y' "$ROOT/dist/daemon/daemon.js" "$ROOT/dist/gateway/dns/server.js" "$ROOT/build/Release/switchyard.node" 2>/dev/null | tr '\n' ' '; }
 
 idle_check() {
     local b0 b1; b0=$(busy_ticks); sleep 2; b1=$(busy_ticks)
@@ -485,6 +500,7 @@ on_exit() {
     if [ $CLEANUP_ON_EXIT = 1 ]; then
         log "cleaning up"
         teardown
+        rm -rf "$DIR"                         # query files, hosts, pid list
     fi
     exit $rc
 }
@@ -505,6 +521,7 @@ main_run() {
     teardown                                  # leftovers of an earlier run
     idle_check
     write_env
+    BUILD0=$(build_stamp)
     log "setup: switchyard daemon + sandboxes, peer dnsmasq in sbdnsS"
     setup || die "setup failed"
     echo "switchyard: daemon pid $SY_PID, DNS at $SY_DNS, upstream dnsmasq pid $UP_ROOT_PID on 127.0.0.1:$UP_PORT (root netns)" >>"$ODIR/notes.txt"
@@ -526,6 +543,13 @@ main_run() {
         done
     done
     echo "loadavg at end: $(cat /proc/loadavg)" >>"$ODIR/env.txt"
+    local changed
+    changed=$(echo "$BUILD0 $(build_stamp)" | tr ' ' '\n' | grep . | sort | uniq -u | sed 's/@.*//' | sort -u |
+        while read -r f; do echo "${f#"$ROOT"/} ($(date -r "$f" +%H:%M:%S))"; done | tr '\n' ' ')
+    if [ -n "$changed" ]; then
+        log "warning: rebuilt during the run: $changed(the daemon kept what it loaded at start)"
+        echo "warning: rebuilt during the run by something else: ${changed}(the daemon kept the code it loaded at start)" >>"$ODIR/env.txt"
+    fi
     sy stats >"$ODIR/logs/switchyard-stats.txt" 2>&1
     sy --format json stats >"$ODIR/logs/switchyard-stats.json" 2>&1
     dm_counters >/dev/null
@@ -560,7 +584,7 @@ case "${1:-run}" in
         echo "up: from netns $CLIENT, Switchyard DNS at $SY_DNS, dnsmasq at $PEER_DNS; query files $DIR/q-local.txt $DIR/q-cached.txt"
         echo "  e.g. ip netns exec $CLIENT dnsperf -s $SY_DNS -d $DIR/q-local.txt -l 5"
         echo "remove it with: bash $0 teardown" ;;
-    teardown) teardown ;;
-    -h|--help|help) sed -n '2,32p' "$0" ;;
+    teardown) teardown; rm -rf "$DIR" ;;
+    -h|--help|help) sed -n '2,31p' "$0" ;;
     *) die "unknown command '$1' (run, setup, teardown)" ;;
 esac

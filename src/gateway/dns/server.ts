@@ -9,6 +9,7 @@
  *   dns.counters.cacheHits
  *   dns.close()
  */
+import { setMaxListeners } from 'node:events'
 import {
   CLASS,
   FLAG,
@@ -112,6 +113,8 @@ export class DnsServer {
     this.maxInFlight = opts.maxInFlight ?? 1024
     this.timeoutMs = opts.timeoutMs ?? 2000
     this.log = opts.log
+    // Every forward in flight listens on the stop signal: allow as many as may be in flight.
+    setMaxListeners(this.maxInFlight + 16, this.stop.signal)
   }
 
   /** Queries being forwarded right now. */
