@@ -72,53 +72,8 @@ NETNS_LIST="sbdnsA sbdnsweb sbdnsapi sbdnsdb sbdnscache sbdnsS"
 FWD_ZONE=bench.test
 FWD_ADDR=192.0.2.1
 
-log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-# ------------------------------------------------------------------ processes
-proc_start() { awk '{sub(/^.*\) /, ""); print $20}' "/proc/$1/stat" 2>/dev/null; }
-
-remember_pid() { # PID: record it (with its start time, so a reused PID is never hit)
-    local st; st=$(proc_start "$1") || return 0
-    [ -n "$st" ] && echo "$1 $st" >>"$PIDS_FILE"
-}
-
-ours_alive() { [ -n "$1" ] && [ "$(proc_start "$1")" = "$2" ]; }
-
-stop_pid() { # PID [GRACE_S=5]: SIGTERM, then SIGKILL after GRACE_S
-    local pid=$1 grace=${2:-5} st
-    st=$(proc_start "$pid") || return 0
-    [ -n "$st" ] || return 0
-    kill -TERM "$pid" 2>/dev/null
-    for _ in $(seq $((grace * 20))); do
-        ours_alive "$pid" "$st" || return 0
-        sleep 0.05
-    done
-    log "pid $pid did not exit within ${grace}s of SIGTERM: SIGKILL"
-    kill -KILL "$pid" 2>/dev/null
-    return 0
-}
-
-kill_ours() { # every process recorded in PIDS_FILE, newest first
-    [ -s "$PIDS_FILE" ] || return 0
-    local pid st alive
-    while read -r pid st; do
-        ours_alive "$pid" "$st" && kill -TERM "$pid" 2>/dev/null
-    done < <(tac "$PIDS_FILE")
-    for _ in $(seq 100); do
-        alive=0
-        while read -r pid st; do ours_alive "$pid" "$st" && alive=1; done <"$PIDS_FILE"
-        [ $alive = 0 ] && break
-        sleep 0.05
-    done
-    while read -r pid st; do
-        if ours_alive "$pid" "$st"; then
-            log "pid $pid still alive 5 s after SIGTERM: SIGKILL"
-            kill -KILL "$pid" 2>/dev/null
-        fi
-    done <"$PIDS_FILE"
-    : >"$PIDS_FILE"
-}
+# shellcheck source=lib.sh
+. "$HERE/lib.sh"
 
 # ------------------------------------------------------------------ helpers
 ns_exists() { [ -e "/run/netns/$1" ]; }
