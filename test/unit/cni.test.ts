@@ -1,4 +1,4 @@
-// The CNI plugin: what podman sent (shared/fixtures) replayed through runCni — the
+// The CNI plugin: what podman sent (test/fixtures/engines, copied from shared/fixtures) replayed through runCni — the
 // executable's logic — against a daemon's API served in-process (real control plane, TAP
 // devices, namespaces standing in for podman's); results and errors as the spec gives them;
 // ADD/DEL idempotency; CHECK, STATUS, GC; the executable itself.
@@ -22,7 +22,7 @@ import { makeNs } from '../helpers/netns.js'
 import { must } from '../helpers/sh.js'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
-const FIXTURES = path.resolve(root, '..', 'shared', 'fixtures')
+const FIXTURES = path.join(root, 'test', 'fixtures', 'engines') // copies of shared/fixtures
 
 interface CniCall {
   env: Record<string, string>
@@ -33,7 +33,7 @@ interface CniCall {
 
 function fixture(name: string): CniCall[] {
   const file = path.join(FIXTURES, name)
-  if (!fs.existsSync(file)) throw new Error(`fixture ${file} is missing: the tests read shared/fixtures beside the repository`)
+  if (!fs.existsSync(file)) throw new Error(`fixture ${file} is missing: copy it from shared/fixtures`)
   return fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as CniCall)
 }
 

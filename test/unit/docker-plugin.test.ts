@@ -1,5 +1,5 @@
 // Docker's plugin protocol against the real control plane (in-process, real TAP devices and
-// namespaces): what Docker sent in shared/fixtures replayed call by call, each call twice
+// namespaces): what Docker sent in test/fixtures/engines (copied from shared/fixtures) replayed call by call, each call twice
 // (Docker retries), Docker's own part played by moving the TAP into a namespace after Join
 // and back after Leave; a failed Join's rollback; a restart of the daemon under joined
 // endpoints; the HTTP side (empty bodies, Err/Error, 404); the IPAM pools; option mapping.
@@ -22,7 +22,7 @@ import { makeNs } from '../helpers/netns.js'
 import { must, run, waitFor } from '../helpers/sh.js'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
-const FIXTURES = path.resolve(root, '..', 'shared', 'fixtures')
+const FIXTURES = path.join(root, 'test', 'fixtures', 'engines') // copies of shared/fixtures
 
 interface FixtureCall {
   path?: string
@@ -32,7 +32,7 @@ interface FixtureCall {
 
 function fixture(name: string): FixtureCall[] {
   const file = path.join(FIXTURES, name)
-  if (!fs.existsSync(file)) throw new Error(`fixture ${file} is missing: the tests read shared/fixtures beside the repository`)
+  if (!fs.existsSync(file)) throw new Error(`fixture ${file} is missing: copy it from shared/fixtures`)
   return fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as FixtureCall).filter((c) => c.path)
 }
 
