@@ -17,7 +17,7 @@
  * hold. The conflist's "subnet" (with "gateway", "mtu", "internal") creates the Switchyard
  * network on first use; "network" names an existing one instead of the CNI network's name.
  */
-import http from 'node:http'
+import { requestJson } from '../../api/unix-client.js'
 import { CNI_ERR, COMMANDS, CniError, DEFAULT_DAEMON_SOCKET, isSupportedVersion, versionResult, type CniReply, type CniRequest, type NetConf } from './spec.js'
 
 export interface RunCniOptions {
@@ -69,36 +69,10 @@ export async function runCni(env: NodeJS.ProcessEnv, input: string, opts: RunCni
 }
 
 /** POST /v1/cni on the daemon's socket. */
-function post(socket: string, body: CniRequest, timeoutMs: number): Promise<CniReply> {
-  const payload = JSON.stringify(body)
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      { socketPath: socket, method: 'POST', path: '/v1/cni', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }, timeout: timeoutMs },
-      (res) => {
-        const chunks: Buffer[] = []
-        res.on('data', (c: Buffer) => chunks.push(c))
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8')
-          let parsed: unknown
-          try {
-            parsed = JSON.parse(text)
-          } catch {
-            reject(new Error(`the daemon answered ${res.statusCode} with something that is not JSON`))
-            return
-          }
-          if (res.statusCode === 200) {
-            resolve(parsed as CniReply)
-            return
-          }
-          const message = (parsed as { error?: { message?: string } }).error?.message ?? text
-          const err = new CniError(CNI_ERR.IO_FAILURE, res.statusCode === 404 ? `the switchyard daemon at ${socket} does not serve CNI (an older version?)` : `the switchyard daemon refused the request: ${message}`)
-          reject(Object.assign(err, { answered: true }))
-        })
-        res.on('error', reject)
-      },
-    )
-    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)))
-    req.on('error', reject)
-    req.end(payload)
-  })
+async function post(socket: string, body: CniRequest, timeoutMs: number): Promise<CniReply> {
+  const reply = await requestJson(socket, 'POST', '/v1/cni', body, timeoutMs)
+  if (reply.status === 200) return reply.body as CniReply
+  const message = (reply.body as { error?: { message?: string } } | undefined)?.error?.message ?? reply.text
+  const err = new CniError(CNI_ERR.IO_FAILURE, reply.status === 404 ? `the switchyard daemon at ${socket} does not serve CNI (an older version?)` : `the switchyard daemon refused the request: ${message}`)
+  throw err
 }

@@ -1,0 +1,55 @@
+/**
+ * JSON over HTTP on a unix socket: the client side of the daemon's API, shared by the CLI
+ * and the CNI plugin executable.
+ *
+ *   const r = await requestJson('/run/switchyard/switchyard.sock', 'GET', '/v1/stats')
+ *   if (r.status === 200) console.log(r.body)
+ */
+import http from 'node:http'
+
+export interface JsonReply {
+  status: number
+  /** The parsed body (undefined for an empty one). */
+  body: unknown
+  text: string
+}
+
+/** The daemon answered, but not with JSON. */
+export class NotJsonError extends Error {
+  constructor(readonly status: number) {
+    super(`the daemon answered ${status} with a body that is not JSON`)
+  }
+}
+
+/** Sends one request; rejects on transport errors (with their errno code) and on a non-JSON answer. */
+export function requestJson(socket: string, method: string, path: string, body?: unknown, timeoutMs = 60_000): Promise<JsonReply> {
+  const payload = body === undefined ? undefined : JSON.stringify(body)
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      {
+        socketPath: socket,
+        method,
+        path,
+        headers: payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {},
+        timeout: timeoutMs,
+      },
+      (res) => {
+        const chunks: Buffer[] = []
+        res.on('data', (c: Buffer) => chunks.push(c))
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8')
+          const status = res.statusCode ?? 0
+          try {
+            resolve({ status, body: text ? JSON.parse(text) : undefined, text })
+          } catch {
+            reject(new NotJsonError(status))
+          }
+        })
+        res.on('error', reject)
+      },
+    )
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)))
+    req.on('error', reject)
+    req.end(payload)
+  })
+}
