@@ -7,11 +7,10 @@
 import t from 'tap'
 import { spawn, type ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
-import http from 'node:http'
-import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { freePort, httpGet } from '../helpers/localnet.js'
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js'
 import { uniqueName } from '../helpers/netns.js'
 import { must, run, waitFor } from '../helpers/sh.js'
@@ -85,26 +84,6 @@ class Engine {
   }
 }
 
-/** A free TCP port on 127.0.0.1, for a published port. */
-async function freePort(): Promise<number> {
-  const srv = net.createServer()
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()))
-  const port = (srv.address() as net.AddressInfo).port
-  await new Promise((r) => srv.close(r))
-  return port
-}
-
-function httpGet(port: number): Promise<{ status: number; body: string }> {
-  return new Promise((resolve) => {
-    const req = http.get({ host: '127.0.0.1', port, path: '/', timeout: 5000 }, (res) => {
-      let body = ''
-      res.on('data', (c: Buffer) => (body += c.toString()))
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
-    })
-    req.on('timeout', () => req.destroy())
-    req.on('error', (e) => resolve({ status: 0, body: String(e) }))
-  })
-}
 
 /** A root filesystem of busybox and every applet, with a page for httpd. */
 function busyboxRootfs(dir: string): string {

@@ -7,11 +7,10 @@
 import t from 'tap'
 import { spawn } from 'node:child_process'
 import fs from 'node:fs'
-import http from 'node:http'
-import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { freePort, httpGet } from '../helpers/localnet.js'
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js'
 import { uniqueName } from '../helpers/netns.js'
 import { must, run, waitFor } from '../helpers/sh.js'
@@ -20,25 +19,6 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '.
 /** Host paths podman, runc and libcni create outside the test's own storage. */
 const HOST_PATHS = ['/var/lib/cni/results', '/var/lib/cni', '/run/runc', '/run/containers/storage', '/run/containers', '/run/libpod']
 
-async function freePort(): Promise<number> {
-  const srv = net.createServer()
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()))
-  const port = (srv.address() as net.AddressInfo).port
-  await new Promise((r) => srv.close(r))
-  return port
-}
-
-function httpGet(port: number): Promise<{ status: number; body: string }> {
-  return new Promise((resolve) => {
-    const req = http.get({ host: '127.0.0.1', port, path: '/', timeout: 5000 }, (res) => {
-      let body = ''
-      res.on('data', (c: Buffer) => (body += c.toString()))
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
-    })
-    req.on('timeout', () => req.destroy())
-    req.on('error', (e) => resolve({ status: 0, body: String(e) }))
-  })
-}
 
 async function busyboxRootfs(dir: string): Promise<string> {
   const rootfs = path.join(dir, 'rootfs')
