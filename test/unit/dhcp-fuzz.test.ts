@@ -1,6 +1,7 @@
 // Seeded fuzzing of DhcpServer.handle: mutated real and built client messages must never
 // throw, every payload is counted exactly once, and every reply is a valid DHCP message.
 import t from 'tap'
+import { prng } from '../helpers/packet-fuzz.js'
 import {
   DhcpMessageType, DhcpOption, decode, encode, getMessageType, ipOption, uint8Option,
   type DhcpMessage,
@@ -11,17 +12,6 @@ import { MemoryLeaseBackend } from '../../src/gateway/dhcp/memory-backend.js'
 const ITERATIONS = 5000
 const SEED = 0x5eed1234
 
-/** mulberry32: small, fast, and the same sequence on every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = a
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 const UDHCPC_DISCOVER = Buffer.from(
   '010106000d671a43000000000000000000000000000000000000000052540012345600000000000000000000' +

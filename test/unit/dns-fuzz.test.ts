@@ -1,20 +1,10 @@
 import t from 'tap'
+import { prng } from '../helpers/packet-fuzz.js'
 import { CLASS, DnsFormatError, FLAG, RCODE, TYPE, decode, decrementTtls, encode, parseQuery, rcodeOf, removeOpt, truncate, type DnsRecord } from '../../src/gateway/dns/codec.js'
 import { cacheTtl } from '../../src/gateway/dns/forwarder.js'
 import { DnsRecords } from '../../src/gateway/dns/records.js'
 import { DnsServer, type DnsNetwork } from '../../src/gateway/dns/server.js'
 
-/** mulberry32: small, seeded, good enough to make failures reproducible. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = a
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 const SEED = 0x5eed1234
 const rand = prng(SEED)
