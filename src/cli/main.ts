@@ -70,6 +70,8 @@ program
   .option('--advertise-addr <ip>', 'this host\'s underlay address: a VXLAN tunnel endpoint for overlay networks')
   .option('--vxlan-port <port>', 'UDP port of VXLAN', int('--vxlan-port', 1, 65535), 4789)
   .option('--peer <ip>', 'a static peer VTEP of overlay networks (repeatable)', collect)
+  .option('--cluster-store <url>', 'etcd://HOST:PORT[,HOST:PORT]: share overlay networks with the other hosts there (needs --advertise-addr)')
+  .option('--cluster-ttl <seconds>', 'a host silent this long leaves the other hosts\' tables', int('--cluster-ttl', 2, 3600), 10)
   .option('--busy-poll <us>', 'keep polling this many microseconds after traffic before sleeping (0: off)', int('--busy-poll', 0, 100_000), 50)
   .option('--nat-max-per-sandbox <n>', 'most tracked NAT flows of one sandbox', int('--nat-max-per-sandbox', 1, 10_000_000), 8192)
   .option('--docker-plugin-socket <path>', `serve Docker's remote network and IPAM driver here; Docker names the driver after the file (default ${DEFAULT_DOCKER_PLUGIN_SOCKET})`)
@@ -93,6 +95,8 @@ program
       advertiseAddr: o.advertiseAddr,
       vxlanPort: o.vxlanPort,
       peers: o.peer,
+      clusterStore: o.clusterStore,
+      clusterTtlSeconds: o.clusterTtl,
       dockerPluginSocket: o.dockerPlugin === false ? false : o.dockerPluginSocket,
     })
     const stop = (sig: string) => {

@@ -42,6 +42,7 @@ import {
 import { PublishError, type PublishTarget } from '../nat/nat.js'
 import { parseIpv4 } from '../packet/ipv4.js'
 import * as netns from './netns.js'
+import type { ClusterLink } from '../cluster/link.js'
 
 export interface NetworkCreate {
   name: string
@@ -88,6 +89,8 @@ export interface ControlPlaneOptions {
   natMaxPerSandbox?: number
   /** This host's VTEP, when it carries overlay networks, and the default static peers. */
   overlay?: { vxlan: Vxlan; peers: string[] }
+  /** The cluster store: overlay networks, their addresses and endpoints are shared through it. */
+  cluster?: ClusterLink
 }
 
 /** VNIs handed out when none is asked for (below are often used by hand, as kernel vxlan ids). */
@@ -101,6 +104,7 @@ const DECLINE_MS = 600_000
 
 interface NetState {
   rec: NetworkRecord
+  /** Replaced when a cluster network's pool is rebuilt from the store. */
   pool: AddressPool
 }
 
@@ -120,6 +124,7 @@ export class ControlPlane implements DhcpLeaseBackend {
   readonly gateway: GatewayServices
   private readonly leaseSweeper: NodeJS.Timeout
   private readonly overlay?: { vxlan: Vxlan; peers: string[] }
+  private readonly cluster?: ClusterLink
 
   constructor(opts: ControlPlaneOptions) {
     this.store = opts.store
@@ -129,6 +134,7 @@ export class ControlPlane implements DhcpLeaseBackend {
     this.resolvConf = opts.resolvConf ?? ((net) => `# written by switchyard for network ${net.name}\nnameserver ${net.gateway}\noptions ndots:0\n`)
     this.gateway = new GatewayServices({ sw: this.sw, upstreams: opts.upstreams ?? readHostResolvers(), leases: this, log: this.log, natMaxFlows: opts.natMaxFlows, natMaxPerSandbox: opts.natMaxPerSandbox })
     this.overlay = opts.overlay
+    this.cluster = opts.cluster
     this.leaseSweeper = setInterval(() => this.expireLeases(Date.now()), 5000)
     this.leaseSweeper.unref()
   }
@@ -204,28 +210,44 @@ export class ControlPlane implements DhcpLeaseBackend {
     })
   }
 
-  private doCreateNetwork(req: NetworkCreate) {
+  private async doCreateNetwork(req: NetworkCreate) {
     if ([...this.nets.values()].some((n) => n.rec.name === req.name)) throw conflict('NAME_TAKEN', `a network named "${req.name}" already exists`)
+    if ((req.driver ?? 'bridge') !== 'overlay' || !this.cluster) return this.installNetwork(this.newNetworkRecord(req))
+    // Name and VNI are claimed in the cluster; a VNI taken by another host meanwhile means choosing again.
+    for (let attempt = 0; ; attempt++) {
+      const rec = this.newNetworkRecord(req)
+      const claim = await this.cluster.claimNetwork(rec)
+      if (claim === 'ok') return this.installNetwork(rec)
+      if (claim === 'name') throw conflict('NAME_TAKEN', `a network named "${req.name}" already exists in the cluster`)
+      if (req.options?.vni !== undefined) throw conflict('VNI_IN_USE', `VNI ${rec.vni} is already used by another overlay network of the cluster`)
+      if (attempt >= 10) throw conflict('VNI_CONTENDED', 'could not claim a VNI in the cluster after 10 attempts; try again')
+    }
+  }
+
+  /** A new network's record: driver, VNI, MTU, subnet (clear of every network known here and in the cluster) and pool. */
+  private newNetworkRecord(req: NetworkCreate): NetworkRecord {
     const driver = req.driver ?? 'bridge'
     let vni: number | undefined
     let peers: string[] | undefined
     if (driver === 'overlay') {
       if (!this.overlay) throw invalid('overlay networks need a VTEP: start the daemon with --advertise-addr IP', 'driver')
       vni = this.chooseVni(req.options?.vni)
-      peers = parsePeers(req.options?.peers, this.overlay.peers)
+      // In a cluster the VTEPs of a network are the hosts with endpoints on it, from the store.
+      peers = this.cluster ? [] : parsePeers(req.options?.peers, this.overlay.peers)
     }
     // An overlay frame carries 50 bytes of outer headers: 1450 on a 1500-byte underlay.
     const mtu = req.mtu ?? (driver === 'overlay' ? DEFAULT_MTU - VXLAN_OVERHEAD : DEFAULT_MTU)
     if (!Number.isInteger(mtu) || mtu < 576 || mtu > 65535) throw invalid(`mtu ${mtu} is out of range 576-65535`, 'mtu')
-    const inUse = [...this.nets.values()].map((n) => parseCidr(n.rec.subnet))
+    const known = [...this.nets.values()].map((n) => ({ name: n.rec.name, subnet: n.rec.subnet }))
+    if (driver === 'overlay' && this.cluster) known.push(...this.cluster.networks().filter((c) => !this.nets.has(c.id)))
     let subnet = req.subnet
     if (subnet === undefined) {
       if (req.gateway || req.ipRange) throw invalid('gateway and ipRange need an explicit subnet', req.gateway ? 'gateway' : 'ipRange')
-      subnet = chooseDefaultSubnet(inUse, this.hostRoutes())
+      subnet = chooseDefaultSubnet(known.map((k) => parseCidr(k.subnet)), this.hostRoutes())
     } else {
       const c = parseCidrField(subnet, 'subnet')
-      const clash = [...this.nets.values()].find((n) => cidrOverlaps(parseCidr(n.rec.subnet), c))
-      if (clash) throw conflict('SUBNET_OVERLAP', `subnet ${subnet} overlaps network "${clash.rec.name}" (${clash.rec.subnet})`)
+      const clash = known.find((k) => cidrOverlaps(parseCidr(k.subnet), c))
+      if (clash) throw conflict('SUBNET_OVERLAP', `subnet ${subnet} overlaps network "${clash.name}" (${clash.subnet})`)
     }
     const pool = new AddressPool({ subnet, gateway: req.gateway, ipRange: req.ipRange, auxAddresses: req.auxAddresses })
     const rec: NetworkRecord = {
@@ -244,18 +266,26 @@ export class ControlPlane implements DhcpLeaseBackend {
       ipam: pool.toJSON(),
       ...(vni !== undefined ? { vni, peers } : {}),
     }
+    return rec
+  }
+
+  /** Makes a network real here: stored, in the switch, with its gateway and VTEP. */
+  private installNetwork(rec: NetworkRecord) {
+    const pool = AddressPool.fromJSON(rec.ipam)
+    const mtu = rec.mtu
+    const vni = rec.vni
     this.store.put(KIND.network, rec.id, rec)
     const st = { rec, pool }
     this.nets.set(rec.id, st)
     this.sw.addNetwork(rec.id, { mtu })
     this.gateway.attach(gatewayNetwork(rec))
-    if (vni !== undefined) this.overlay!.vxlan.attach(rec.id, vni, peers!, mtu)
+    if (vni !== undefined) this.overlay!.vxlan.attach(rec.id, vni, rec.peers ?? [], mtu)
     this.log.info('network created', { network: rec.name, id: rec.id, subnet: rec.subnet })
     return this.networkView(st)
   }
 
   deleteNetwork(ref: string): Promise<void> {
-    return this.serial(() => {
+    return this.serial(async () => {
       const n = this.net(ref)
       const eps = [...this.endpoints.values()].filter((e) => e.networkId === n.rec.id)
       const ports = [...this.ports.values()].filter((p) => p.networkId === n.rec.id)
@@ -263,6 +293,7 @@ export class ControlPlane implements DhcpLeaseBackend {
         const names = [...eps.map((e) => e.name), ...ports.map((p) => p.name)]
         throw conflict('NETWORK_IN_USE', `network "${n.rec.name}" is in use by ${names.join(', ')}; disconnect or remove them first`)
       }
+      if (this.isClustered(n)) await this.cluster!.releaseNetwork(n.rec)
       this.dropNetwork(n)
       this.log.info('network removed', { network: n.rec.name })
     })
@@ -270,12 +301,14 @@ export class ControlPlane implements DhcpLeaseBackend {
 
   /** Removes every network with no endpoints and no ports (except `keep`); returns their names. */
   pruneNetworks(keep: string[] = []): Promise<string[]> {
-    return this.serial(() => {
+    return this.serial(async () => {
       const removed: string[] = []
       for (const n of [...this.nets.values()]) {
         if (keep.includes(n.rec.name)) continue
         if ([...this.endpoints.values()].some((e) => e.networkId === n.rec.id)) continue
         if ([...this.ports.values()].some((p) => p.networkId === n.rec.id)) continue
+        // An overlay network with endpoints on other hosts is still in use.
+        if (this.isClustered(n) && !(await this.cluster!.releaseNetwork(n.rec).then(() => true, () => false))) continue
         this.dropNetwork(n)
         removed.push(n.rec.name)
       }
@@ -283,7 +316,13 @@ export class ControlPlane implements DhcpLeaseBackend {
     })
   }
 
+  /** Overlay networks of a cluster: shared through the cluster store. */
+  private isClustered(n: NetState): boolean {
+    return this.cluster !== undefined && n.rec.driver === 'overlay'
+  }
+
   private dropNetwork(n: NetState): void {
+    this.cluster?.networkGone(n.rec.id)
     this.store.delete(KIND.network, n.rec.id)
     this.nets.delete(n.rec.id)
     this.gateway.detach(n.rec.id)
@@ -294,6 +333,7 @@ export class ControlPlane implements DhcpLeaseBackend {
   /** The VNI asked for (option `vni`), or the lowest free one from 4096; unique on this host. */
   private chooseVni(asked: string | undefined): number {
     const used = new Set([...this.nets.values()].map((n) => n.rec.vni).filter((v) => v !== undefined))
+    for (const c of this.cluster?.networks() ?? []) used.add(c.vni)
     if (asked !== undefined) {
       const v = Number(asked)
       if (!/^\d+$/.test(asked) || v < 1 || v > VNI_MAX) throw invalid(`vni ${asked} is not a number from 1 to ${VNI_MAX}`, 'options.vni')
@@ -475,7 +515,7 @@ export class ControlPlane implements DhcpLeaseBackend {
       if ([...this.endpoints.values()].some((e) => e.sandboxId === sb.id && e.networkId === n.rec.id)) {
         throw conflict('ALREADY_CONNECTED', `sandbox "${sb.name}" is already connected to network "${n.rec.name}"`)
       }
-      const ep = this.doCreateEndpoint(n, { ...opts, name: opts.name ?? `${sb.name}-${n.rec.name}` })
+      const ep = await this.doCreateEndpoint(n, { ...opts, name: opts.name ?? `${sb.name}-${n.rec.name}` })
       try {
         await this.plugIntoSandbox(ep, n, sb, opts.ifname)
         if (publish.length) {
@@ -524,7 +564,7 @@ export class ControlPlane implements DhcpLeaseBackend {
   }
 
   /** Allocates the address, creates the TAP on the switch, and commits both with the pool. */
-  private doCreateEndpoint(n: NetState, opts: ConnectOptions): EndpointRecord {
+  private async doCreateEndpoint(n: NetState, opts: ConnectOptions): Promise<EndpointRecord> {
     if ([...this.endpoints.values()].some((e) => e.name === opts.name)) throw conflict('NAME_TAKEN', `an endpoint named "${opts.name}" already exists`)
     let mac: string
     try {
@@ -536,8 +576,8 @@ export class ControlPlane implements DhcpLeaseBackend {
       throw conflict('MAC_IN_USE', `MAC ${mac} is already used on network "${n.rec.name}"`)
     }
     if (opts.ip !== undefined) parseIpField(opts.ip, 'ip')
-    const addr = n.pool.allocate(opts.ip)
     const id = newId()
+    const addr = this.isClustered(n) ? await this.allocateInCluster(n, opts.ip, id) : n.pool.allocate(opts.ip)
     const rec: EndpointRecord = {
       id,
       name: opts.name!,
@@ -548,21 +588,43 @@ export class ControlPlane implements DhcpLeaseBackend {
       aliases: [...(opts.aliases ?? [])],
       createdAt: new Date().toISOString(),
     }
+    const undo = () => {
+      n.pool.release(addr)
+      if (this.isClustered(n)) this.cluster!.releaseAddress(n.rec.id, addr, id)
+    }
     try {
       this.sw.addTapPort(rec.tap, n.rec.id, { persist: true, noOffload: n.rec.driver === 'overlay' })
     } catch (e) {
-      n.pool.release(addr)
+      undo()
       throw new ControlError('failed', 'DEVICE_FAILED', `creating TAP device ${rec.tap} failed: ${(e as Error).message}`)
     }
     try {
       this.commitEndpoint(n, rec)
     } catch (e) {
-      n.pool.release(addr)
+      undo()
       this.sw.removePort(rec.tap, true)
       throw e
     }
     this.endpoints.set(rec.id, rec)
     return rec
+  }
+
+  /**
+   * An address of a cluster's overlay network: the next free one here (addresses other hosts
+   * hold are marked in the pool from the store), claimed in the store by a transaction. A
+   * claim lost to another host marks that address and tries the next.
+   */
+  private async allocateInCluster(n: NetState, wanted: string | undefined, endpointId: string): Promise<string> {
+    for (let attempt = 0; attempt < 64; attempt++) {
+      const addr = n.pool.allocate(wanted)
+      if (await this.cluster!.claimAddress(n.rec.id, addr, endpointId)) return addr
+      if (wanted !== undefined) {
+        n.pool.release(addr)
+        throw conflict('ADDRESS_IN_USE', `address ${wanted} is already used on network "${n.rec.name}" by an endpoint on another host`)
+      }
+      // Lost the race: the address stays marked here (the store's watch confirms it).
+    }
+    throw conflict('ADDRESS_CONTENDED', `could not claim an address on network "${n.rec.name}" after 64 attempts; try again`)
   }
 
   private commitEndpoint(n: NetState, rec: EndpointRecord): void {
@@ -716,12 +778,14 @@ export class ControlPlane implements DhcpLeaseBackend {
     if (ep.lease && ep.lease.state !== 'bound') return
     if (!ep.lease && !ep.sandboxId) return
     this.gateway.addEndpoint(ep.networkId, ep.id, ep.address.split('/')[0], this.names(ep))
+    if (this.isClustered(this.nets.get(ep.networkId)!)) this.cluster!.announce(ep, this.names(ep))
   }
 
   private unregister(ep: EndpointRecord): void {
     if (ep.lease && ep.lease.state !== 'bound') return
     if (!ep.lease && !ep.sandboxId) return
     this.gateway.removeEndpoint(ep.networkId, ep.id, ep.address.split('/')[0])
+    if (this.isClustered(this.nets.get(ep.networkId)!)) this.cluster!.withdraw(ep)
   }
 
   private endpointByMac(networkId: string, mac: number): EndpointRecord | undefined {
@@ -737,6 +801,7 @@ export class ControlPlane implements DhcpLeaseBackend {
       if (known.lease?.state === 'offered') known.lease.expiresAt = Date.now() + OFFER_MS
       return { address: known.address.split('/')[0] }
     }
+    if (this.isClustered(n)) return { error: 'DHCP on overlay networks of a cluster is not supported: connect sandboxes with static addresses' }
     const portName = this.sw.ports.names[this.gateway.dhcpPort]
     if (!portName || !this.ports.has(portName)) return { error: 'DHCP is served on bare ports (switchyard port add); sandboxes get static addresses' }
     let addr: string
@@ -823,6 +888,7 @@ export class ControlPlane implements DhcpLeaseBackend {
   /** Releases the endpoint's address and deletes its record, in one transaction with the pool. */
   private forgetEndpoint(n: NetState, ep: EndpointRecord): void {
     n.pool.release(ep.address.split('/')[0])
+    if (this.isClustered(n)) this.cluster!.releaseAddress(n.rec.id, ep.address.split('/')[0], ep.id)
     n.rec.ipam = n.pool.toJSON()
     this.store.transaction(() => {
       this.store.delete(KIND.endpoint, ep.id)
@@ -838,6 +904,86 @@ export class ControlPlane implements DhcpLeaseBackend {
     this.sw.close((name) => !this.ports.has(name) && ![...this.endpoints.values()].some((e) => e.tap === name))
   }
 
+  // ---- cluster (called by the cluster store's agent) ----
+
+  /** This host's overlay networks and their endpoints (with their DNS names), for reconciling with the store. */
+  clusterState(): { networks: NetworkRecord[]; endpoints: { ep: EndpointRecord; names: string[]; live: boolean }[] } {
+    const networks = [...this.nets.values()].filter((n) => n.rec.driver === 'overlay').map((n) => n.rec)
+    const ids = new Set(networks.map((n) => n.id))
+    const endpoints = [...this.endpoints.values()]
+      .filter((e) => ids.has(e.networkId))
+      .map((ep) => ({ ep, names: this.names(ep), live: ep.lease ? ep.lease.state === 'bound' : ep.sandboxId !== undefined }))
+    return { networks, endpoints }
+  }
+
+  /** An overlay network another host created: it is made here too, so sandboxes here can join it. */
+  adoptClusterNetwork(rec: Omit<NetworkRecord, 'ipam' | 'peers'>): Promise<void> {
+    return this.serial(() => {
+      if (this.nets.has(rec.id)) return
+      const clash = [...this.nets.values()].find((n) => n.rec.name === rec.name || (n.rec.vni !== undefined && n.rec.vni === rec.vni))
+      if (clash) {
+        this.log.error('cluster network not taken up: a local network has its name or VNI', { network: rec.name, vni: rec.vni, local: clash.rec.name })
+        return
+      }
+      const pool = new AddressPool({ subnet: rec.subnet, gateway: rec.gateway, ipRange: rec.ipRange, auxAddresses: rec.auxAddresses })
+      this.installNetwork({ ...rec, ipam: pool.toJSON(), peers: [] })
+    })
+  }
+
+  /** An overlay network deleted from the store (possibly while this host was away): it goes here too, with any endpoints left on it. */
+  dropClusterNetwork(id: string, why: string): Promise<void> {
+    return this.serial(async () => {
+      const n = this.nets.get(id)
+      if (!n || n.rec.driver !== 'overlay') return
+      for (const ep of [...this.endpoints.values()].filter((e) => e.networkId === id)) await this.doDeleteEndpoint(ep)
+      for (const p of [...this.ports.values()].filter((p) => p.networkId === id)) {
+        this.store.delete(KIND.port, p.name)
+        this.ports.delete(p.name)
+        if (this.sw.hasPort(p.name)) this.sw.removePort(p.name, true)
+      }
+      this.dropNetwork(n)
+      this.log.warn('overlay network removed: it is gone from the cluster store', { network: n.rec.name, why })
+    })
+  }
+
+  /** A local endpoint whose address the store no longer holds (deleted while this host was away). */
+  dropClusterEndpoint(id: string, why: string): Promise<void> {
+    return this.serial(async () => {
+      const ep = this.endpoints.get(id)
+      if (!ep) return
+      const sb = ep.sandboxId ? this.sandboxes.get(ep.sandboxId) : undefined
+      await this.doDeleteEndpoint(ep)
+      if (sb && !sb.owned) await this.dropIfEmptyAdopted(sb)
+      this.log.warn('endpoint removed: its address is gone from the cluster store', { endpoint: ep.name, why })
+    })
+  }
+
+  /** Another host took (or gave back) an address of an overlay network: keeps the pool here in step. */
+  markClusterAddress(networkId: string, address: string, taken: boolean): void {
+    const n = this.nets.get(networkId)
+    if (!n) return
+    try {
+      if (taken && !n.pool.isAllocated(address) && !n.pool.isReserved(address)) n.pool.allocate(address)
+      else if (!taken && ![...this.endpoints.values()].some((e) => e.networkId === networkId && e.address.split('/')[0] === address)) n.pool.release(address)
+    } catch (e) {
+      this.log.warn('cluster address outside the pool ignored', { network: n.rec.name, address, error: (e as Error).message })
+    }
+  }
+
+  /**
+   * Rebuilds an overlay network's pool from the store's allocations (addresses given back while
+   * this host was away are free again). Other hosts' addresses are not persisted here: the store
+   * holds them, and this runs at every start.
+   */
+  syncClusterPool(networkId: string, taken: string[]): void {
+    const n = this.nets.get(networkId)
+    if (!n) return
+    const r = n.rec
+    n.pool = new AddressPool({ subnet: r.subnet, gateway: r.gateway, ipRange: r.ipRange, auxAddresses: r.auxAddresses })
+    for (const e of this.endpoints.values()) if (e.networkId === networkId) this.markClusterAddress(networkId, e.address.split('/')[0], true)
+    for (const a of taken) this.markClusterAddress(networkId, a, true)
+  }
+
   // ---- engines (Docker, CNI) ----
   // A container engine owns the namespace, and Docker also moves the device itself: it asks
   // for an endpoint first (a TAP left in the host), moves it into the container after Join,
@@ -851,14 +997,14 @@ export class ControlPlane implements DhcpLeaseBackend {
    * endpoint of that name on that network is returned as it is (a retried call).
    */
   createHostEndpoint(networkRef: string, opts: ConnectOptions & { name: string }) {
-    return this.serial(() => {
+    return this.serial(async () => {
       const n = this.net(networkRef)
       const same = [...this.endpoints.values()].find((e) => e.name === opts.name)
       if (same) {
         if (same.networkId !== n.rec.id) throw conflict('NAME_TAKEN', `an endpoint named "${opts.name}" already exists on network "${this.nets.get(same.networkId)?.rec.name}"`)
         return this.endpointView(same)
       }
-      return this.endpointView(this.doCreateEndpoint(n, opts))
+      return this.endpointView(await this.doCreateEndpoint(n, opts))
     })
   }
 

@@ -14,6 +14,9 @@ import type { Upstream } from '../gateway/dns/index.js'
 import { TapIo } from '../dataplane/tap-port.js'
 import { native } from '../native/binding.js'
 import { Vxlan } from '../overlay/vxlan.js'
+import { EtcdCluster } from '../cluster/etcd-cluster.js'
+import { RemoteEndpoints } from '../cluster/remote-endpoints.js'
+import { newId } from '../control/model.js'
 import { openSqliteStore } from '../store/store.js'
 import { Switch } from '../switch/switch.js'
 import { DEFAULT_DOCKER_PLUGIN_SOCKET, DockerPlugin } from '../plugins/docker/plugin.js'
@@ -45,6 +48,10 @@ export interface DaemonOptions {
   vxlanPort?: number
   /** Default static peer VTEPs of overlay networks. */
   peers?: string[]
+  /** `etcd://HOST:PORT[,...]`: overlay networks, their addresses and endpoints are shared with the other hosts there. */
+  clusterStore?: string
+  /** Seconds after which a host that stopped renewing its lease leaves every other host's tables. */
+  clusterTtlSeconds?: number
   /**
    * Where to serve Docker's remote network/IPAM driver protocol (default
    * /run/docker/plugins/switchyard.sock; when that default is taken by another live daemon,
@@ -81,17 +88,20 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     log,
     fdb: { capacity: opts.fdbCapacity, portLimit: opts.fdbPortLimit, agingMs: opts.agingSeconds === undefined ? undefined : opts.agingSeconds * 1000 },
   })
+  if (opts.clusterStore && !opts.advertiseAddr) throw new DaemonStartError('--cluster-store needs --advertise-addr IP: the address other hosts send VXLAN to')
   const vxlan = opts.advertiseAddr ? new Vxlan({ sw, bindIp: opts.advertiseAddr, port: opts.vxlanPort, log }) : undefined
-  const cp = new ControlPlane({ store, sw, log, overlay: vxlan ? { vxlan, peers: opts.peers ?? [] } : undefined, upstreams: opts.dns?.map(parseUpstream), natMaxFlows: opts.natMaxFlows, natMaxPerSandbox: opts.natMaxPerSandbox })
+  const cluster = opts.clusterStore ? new EtcdCluster({ url: opts.clusterStore, hostId: hostId(store), vtep: opts.advertiseAddr!, vxlanPort: vxlan!.port, ttlSeconds: opts.clusterTtlSeconds ?? 10, log }) : undefined
+  const cp = new ControlPlane({ store, sw, log, overlay: vxlan ? { vxlan, peers: opts.peers ?? [] } : undefined, cluster, upstreams: opts.dns?.map(parseUpstream), natMaxFlows: opts.natMaxFlows, natMaxPerSandbox: opts.natMaxPerSandbox })
   const api = new ApiServer(log)
   const plugin = opts.dockerPluginSocket === false ? undefined : new DockerPlugin({ cp, store, log })
   let listening = false
   try {
     await cp.restore()
+    await cluster?.start(cp, new RemoteEndpoints({ sw, vxlan: vxlan!, gateway: cp.gateway, log }))
     await plugin?.restore()
     await cp.restorePublished()
     await cp.ensureNetwork({ name: defaultNetwork, subnet: opts.defaultSubnet })
-    registerRoutes(api, cp, sw, defaultNetwork)
+    registerRoutes(api, cp, sw, defaultNetwork, cluster)
     registerCniRoutes(api, new CniService({ cp, store, log }))
     await api.listen(socket)
     listening = true
@@ -100,6 +110,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     await plugin?.close()
     await api.close()
     if (listening) fs.rmSync(socket, { force: true })
+    await cluster?.close()
     cp.shutdown()
     vxlan?.close()
     store.close()
@@ -115,6 +126,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
       stopping ??= (async () => {
         await plugin?.close()
         await api.close()
+        await cluster?.close()
         cp.shutdown()
         vxlan?.close()
         store.close()
@@ -138,6 +150,15 @@ async function listenDockerPlugin(plugin: DockerPlugin, socket: string | undefin
       error: (e as Error).message,
     })
   }
+}
+
+/** This host's ID in a cluster: made once, kept in the state directory's store. */
+function hostId(store: ReturnType<typeof openSqliteStore>): string {
+  const rec = store.get<{ id: string }>('cluster', 'host')
+  if (rec) return rec.id
+  const id = newId()
+  store.put('cluster', 'host', { id })
+  return id
 }
 
 /** `IP` or `IP:PORT` (a test's own resolver listens on a high port). */

@@ -32,6 +32,8 @@ const DHCP_CHADDR = 28
 
 export interface GatewayCounters {
   arpReplies: number
+  /** ARP requests for endpoints on other hosts answered here instead of flooding them across the overlay. */
+  arpSuppressed: number
   arpIgnored: number
   icmpEchoReplies: number
   dnsQueries: number
@@ -61,9 +63,11 @@ export interface GatewayOptions {
 export class Gateway implements LocalStack {
   readonly mac: number
   readonly ip: number
-  readonly counters: GatewayCounters = { arpReplies: 0, arpIgnored: 0, icmpEchoReplies: 0, dnsQueries: 0, dnsRefusedNotMember: 0, dhcpPackets: 0, dhcpSpoofed: 0, malformed: 0, unhandled: 0 }
+  readonly counters: GatewayCounters = { arpReplies: 0, arpSuppressed: 0, arpIgnored: 0, icmpEchoReplies: 0, dnsQueries: 0, dnsRefusedNotMember: 0, dhcpPackets: 0, dhcpSpoofed: 0, malformed: 0, unhandled: 0 }
   private readonly tx: Uint8Array
   private readonly addr: FlowAddress = { srcMac: 0, dstMac: 0, srcIp: 0, dstIp: 0, srcPort: 0, dstPort: 0 }
+  /** Addresses of endpoints on other hosts -> their MACs, known from the cluster store. */
+  readonly remoteArp = new Map<number, number>()
 
   constructor(private readonly opts: GatewayOptions) {
     this.mac = opts.mac
@@ -72,38 +76,57 @@ export class Gateway implements LocalStack {
     this.tx = new Uint8Array(64 + ETH + 65536)
   }
 
-  receive(_net: number, inPort: number, slab: Uint8Array, eth: number, len: number, hdr: number): void {
+  receive(_net: number, inPort: number, slab: Uint8Array, eth: number, len: number, hdr: number): boolean {
     const type = (slab[eth + 12] << 8) | slab[eth + 13]
-    if (type === ETHERTYPE_ARP) this.arp(inPort, slab, eth, len, hdr)
-    else if (type === ETHERTYPE_IPV4) this.ipv4(inPort, slab, eth, len, hdr)
+    if (type === ETHERTYPE_ARP) return this.arp(inPort, slab, eth, len, hdr)
+    if (type === ETHERTYPE_IPV4) this.ipv4(inPort, slab, eth, len, hdr)
+    return false
   }
 
   endBatch(): void {
     this.opts.nat.engine.endBatch()
   }
 
-  private arp(inPort: number, slab: Uint8Array, eth: number, len: number, hdr: number): void {
+  /** Returns true when the request was answered for a remote endpoint (and must not be flooded). */
+  private arp(inPort: number, slab: Uint8Array, eth: number, len: number, hdr: number): boolean {
     const a = eth + ETH
     if (len < ETH + ARP_LENGTH || !isEthIpv4Arp(slab, a)) {
       this.counters.malformed++
-      return
+      return false
     }
-    // Gratuitous ARP (sender == target), replies and requests for others change nothing here.
-    if (arpOp(slab, a) !== ArpOp.REQUEST || arpTargetIp(slab, a) !== this.ip || arpSenderIp(slab, a) === this.ip) {
+    const target = arpTargetIp(slab, a)
+    // Gratuitous ARP (sender == target) and replies change nothing here.
+    if (arpOp(slab, a) !== ArpOp.REQUEST || arpSenderIp(slab, a) === target) {
       this.counters.arpIgnored++
-      return
+      return false
     }
+    if (target === this.ip) {
+      if (this.replyArp(inPort, slab, eth, hdr, this.mac)) this.counters.arpReplies++
+      return false
+    }
+    // Only requests from local ports reach here (the forwarder keeps VTEP traffic from the gateway).
+    const remote = this.remoteArp.get(target)
+    if (remote === undefined) {
+      this.counters.arpIgnored++
+      return false
+    }
+    if (this.replyArp(inPort, slab, eth, hdr, remote)) this.counters.arpSuppressed++
+    return true
+  }
+
+  /** Answers the ARP request at `eth` with `mac` as the owner of the address asked for. */
+  private replyArp(inPort: number, slab: Uint8Array, eth: number, hdr: number, mac: number): boolean {
     const tx = this.tx
     tx.fill(0, 0, hdr)
     writeMac(tx, hdr, readMac(slab, eth + 6))
-    writeMac(tx, hdr + 6, this.mac)
+    writeMac(tx, hdr + 6, mac)
     tx[hdr + 12] = ETHERTYPE_ARP >>> 8
     tx[hdr + 13] = ETHERTYPE_ARP & 0xff
-    writeArpReply(slab, a, this.mac, tx, hdr + ETH)
+    writeArpReply(slab, eth + ETH, mac, tx, hdr + ETH)
     // Pad to the 60-byte Ethernet minimum like any NIC would.
     const n = hdr + ETH + ARP_LENGTH
     tx.fill(0, n, hdr + 60)
-    if (this.opts.send(inPort, tx, hdr + 60)) this.counters.arpReplies++
+    return this.opts.send(inPort, tx, hdr + 60)
   }
 
   private ipv4(inPort: number, slab: Uint8Array, eth: number, len: number, hdr: number): void {

@@ -139,8 +139,7 @@ export class GatewayServices {
       const n = parseIpv4(ip)
       m.set(n, (m.get(n) ?? 0) + 1)
     }
-    const valid = names.filter((n) => /^[A-Za-z0-9]([A-Za-z0-9_.-]{0,62})$/.test(n))
-    if (valid.length) this.records.set(networkId, endpointId, valid, ip)
+    this.setNames(networkId, endpointId, ip, names)
   }
 
   removeEndpoint(networkId: string, endpointId: string, ip: string): void {
@@ -152,6 +151,25 @@ export class GatewayServices {
       else m.delete(n)
     }
     this.records.remove(networkId, endpointId)
+  }
+
+  /**
+   * An endpoint of the network on another host: its names resolve here, and ARP requests for
+   * its address are answered here with its MAC.
+   */
+  addRemoteEndpoint(networkId: string, endpointId: string, ip: string, mac: number, names: string[]): void {
+    this.gateways.get(networkId)?.remoteArp.set(parseIpv4(ip), mac)
+    this.setNames(networkId, endpointId, ip, names)
+  }
+
+  removeRemoteEndpoint(networkId: string, endpointId: string, ip: string): void {
+    this.gateways.get(networkId)?.remoteArp.delete(parseIpv4(ip))
+    this.records.remove(networkId, endpointId)
+  }
+
+  private setNames(networkId: string, endpointId: string, ip: string, names: string[]): void {
+    const valid = names.filter((n) => /^[A-Za-z0-9]([A-Za-z0-9_.-]{0,62})$/.test(n))
+    if (valid.length) this.records.set(networkId, endpointId, valid, ip)
   }
 
   stats() {

@@ -81,12 +81,14 @@ export class Vxlan {
     for (const p of peers) this.addPeer(networkId, p)
   }
 
-  addPeer(networkId: string, ip: string): void {
+  /** Adds a remote VTEP (idempotent); returns its switch port, undefined for an unknown network or this host. */
+  addPeer(networkId: string, ip: string): number | undefined {
     const o = this.byNetwork.get(networkId)
-    if (!o) return
+    if (!o || ip === this.bindIp) return undefined
     const n = parseIpv4(ip)
-    if (o.vteps.has(n) || ip === this.bindIp) return
-    o.vteps.set(n, this.opts.sw.addVtepPort(networkId, n, `vx${o.vni}-${ip}`))
+    let port = o.vteps.get(n)
+    if (port === undefined) o.vteps.set(n, (port = this.opts.sw.addVtepPort(networkId, n, `vx${o.vni}-${ip}`)))
+    return port
   }
 
   removePeer(networkId: string, ip: string): void {

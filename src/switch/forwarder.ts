@@ -25,8 +25,12 @@ export type TunnelSend = (slab: Uint8Array, desc: Int32Array, count: number) => 
  */
 export interface LocalStack {
   readonly mac: number
-  /** `off` points at the Ethernet header; `hdr` bytes of virtio-net header precede it. */
-  receive(net: number, inPort: number, slab: Uint8Array, off: number, len: number, hdr: number): void
+  /**
+   * `off` points at the Ethernet header; `hdr` bytes of virtio-net header precede it.
+   * Returning true for a broadcast/multicast frame means it was answered here and is not
+   * flooded (ARP suppression for endpoints on other hosts).
+   */
+  receive(net: number, inPort: number, slab: Uint8Array, off: number, len: number, hdr: number): boolean | void
   /** Called once after a batch that may have reached it (coalesced replies such as ACKs). */
   endBatch?(): void
 }
@@ -122,7 +126,7 @@ export class Forwarder {
     // The gateway is each host's own: frames from other hosts' VTEPs are not for it.
     const local = ports.kind[inPort] === KIND_VTEP ? undefined : this.local[net]
     if ((slab[eth] & 1) === 1) {
-      if (local !== undefined) local.receive(net, inPort, slab, eth, l2, hdr)
+      if (local !== undefined && local.receive(net, inPort, slab, eth, l2, hdr) === true) return
       this.flood(net, inPort, off, len)
       return
     }

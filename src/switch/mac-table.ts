@@ -35,6 +35,8 @@ export interface FdbEntry {
   mac: number
   port: number
   ageMs: number
+  /** Programmed by the control plane (a remote endpoint behind a VTEP): never ages, never moves. */
+  static?: boolean
 }
 
 const NONE = -1
@@ -55,6 +57,7 @@ export class MacTable {
   private net: Int32Array
   private prev: Int32Array
   private next: Int32Array
+  private pinned: Uint8Array
   private freeHead = NONE
 
   private portHead = new Int32Array(16).fill(NONE)
@@ -78,6 +81,7 @@ export class MacTable {
     this.net = new Int32Array(initial)
     this.prev = new Int32Array(initial)
     this.next = new Int32Array(initial)
+    this.pinned = new Uint8Array(initial)
   }
 
   get count(): number {
@@ -94,6 +98,7 @@ export class MacTable {
     if (map === undefined) map = this.byNet[net] = new Map()
     const slot = map.get(mac)
     if (slot !== undefined) {
+      if (this.pinned[slot] === 1) return this.port[slot] === port ? LEARN_KNOWN : LEARN_REFUSED
       if (this.port[slot] === port) {
         if (now - this.seen[slot] >= REFRESH_MS) {
           this.seen[slot] = now
@@ -142,12 +147,32 @@ export class MacTable {
     if (map === undefined) return NONE
     const slot = map.get(mac)
     if (slot === undefined) return NONE
-    if (now - this.seen[slot] > this.agingMs) {
+    if (now - this.seen[slot] > this.agingMs && this.pinned[slot] === 0) {
       this.remove(slot)
       this.stats.aged++
       return NONE
     }
     return this.port[slot]
+  }
+
+  /**
+   * Programs `mac` on `port` as a static entry (the control plane knows where it lives):
+   * it does not age, and frames with that source elsewhere do not move it. Replaces a learned entry.
+   */
+  pin(net: number, mac: number, port: number, now: number): boolean {
+    const slot = this.byNet[net]?.get(mac)
+    if (slot !== undefined) this.remove(slot)
+    if (this.learn(net, mac, port, now) === LEARN_REFUSED) return false
+    this.pinned[this.byNet[net]!.get(mac)!] = 1
+    return true
+  }
+
+  /** Removes a static entry (learned ones stay); returns whether there was one. */
+  unpin(net: number, mac: number): boolean {
+    const slot = this.byNet[net]?.get(mac)
+    if (slot === undefined || this.pinned[slot] === 0) return false
+    this.remove(slot)
+    return true
   }
 
   /** Drops every entry older than the aging time; returns how many. */
@@ -157,8 +182,15 @@ export class MacTable {
       let s = this.portHead[p]
       while (s !== NONE && now - this.seen[s] > this.agingMs) {
         const nx = this.next[s]
-        this.remove(s)
-        n++
+        if (this.pinned[s] === 1) {
+          // Back to the tail as fresh, so the walk ends when it meets it again.
+          this.seen[s] = now
+          this.unlink(s)
+          this.append(s)
+        } else {
+          this.remove(s)
+          n++
+        }
         s = nx
       }
     }
@@ -180,17 +212,18 @@ export class MacTable {
     return n
   }
 
-  flushNetwork(net: number): number {
+  /** Forgets a network's entries; `keepStatic` leaves the control plane's static ones (a user's flush). */
+  flushNetwork(net: number, keepStatic = false): number {
     const map = this.byNet[net]
     if (!map) return 0
-    const slots = [...map.values()]
+    const slots = [...map.values()].filter((s) => !keepStatic || this.pinned[s] === 0)
     for (const s of slots) this.remove(s)
     return slots.length
   }
 
-  flushAll(): number {
+  flushAll(keepStatic = false): number {
     let n = 0
-    for (let net = 0; net < this.byNet.length; net++) n += this.flushNetwork(net)
+    for (let net = 0; net < this.byNet.length; net++) n += this.flushNetwork(net, keepStatic)
     return n
   }
 
@@ -203,7 +236,8 @@ export class MacTable {
       if (!map) continue
       for (const [mac, s] of map) {
         const age = now - this.seen[s]
-        if (age <= this.agingMs) out.push({ network: n, mac, port: this.port[s], ageMs: age })
+        if (this.pinned[s] === 1) out.push({ network: n, mac, port: this.port[s], ageMs: 0, static: true })
+        else if (age <= this.agingMs) out.push({ network: n, mac, port: this.port[s], ageMs: age })
       }
     }
     return out
@@ -213,7 +247,7 @@ export class MacTable {
     if (this.countOnPort(port) < this.portLimit) return true
     // The port's oldest entry may have aged out without a sweep yet.
     const head = this.portHead[port]
-    if (head !== NONE && now - this.seen[head] > this.agingMs) {
+    if (head !== NONE && now - this.seen[head] > this.agingMs && this.pinned[head] === 0) {
       this.remove(head)
       this.stats.aged++
       return true
@@ -236,6 +270,7 @@ export class MacTable {
   }
 
   private remove(s: number): void {
+    this.pinned[s] = 0
     this.unlink(s)
     this.portCount[this.port[s]]--
     this.byNet[this.net[s]]!.delete(this.mac[s])
@@ -272,6 +307,9 @@ export class MacTable {
     this.net = i32(this.net)
     this.prev = i32(this.prev)
     this.next = i32(this.next)
+    const pinned = new Uint8Array(n)
+    pinned.set(this.pinned)
+    this.pinned = pinned
   }
 
   private ensurePort(port: number): void {

@@ -43,6 +43,7 @@ export interface FdbView {
   mac: string
   port: string
   ageSeconds: number
+  static?: boolean
 }
 
 export class SwitchError extends Error {
@@ -253,11 +254,23 @@ export class Switch {
       mac: macToString(e.mac),
       port: this.ports.names[e.port] ?? `#${e.port}`,
       ageSeconds: Math.floor(e.ageMs / 1000),
+      ...(e.static ? { static: true } : {}),
     }))
   }
 
+  /** A user's flush: learned entries go, the control plane's static ones stay. */
   flushFdb(network?: string): number {
-    return network === undefined ? this.fdb.flushAll() : this.fdb.flushNetwork(this.net(network).index)
+    return network === undefined ? this.fdb.flushAll(true) : this.fdb.flushNetwork(this.net(network).index, true)
+  }
+
+  /** Programs a static FDB entry: `mac` of `network` lives behind port `port` (a remote endpoint behind its VTEP). */
+  pinMac(network: string, mac: number, port: number): boolean {
+    return this.fdb.pin(this.net(network).index, mac, port, this.now())
+  }
+
+  unpinMac(network: string, mac: number): boolean {
+    const n = this.nets.get(network)
+    return n ? this.fdb.unpin(n.index, mac) : false
   }
 
   stats() {

@@ -119,13 +119,27 @@ t.test('a large frame with a GSO type passes (TSO)', async (t) => {
 t.test('frames to the local stack MAC go to it, broadcasts go to it and are flooded', async (t) => {
   const r = rig([0, 0])
   const got: number[] = []
-  const stack: LocalStack = { mac: mac(99), receive: (_net, inPort) => got.push(inPort) }
+  const stack: LocalStack = {
+    mac: mac(99),
+    receive: (_net, inPort) => {
+      got.push(inPort)
+    },
+  }
   r.fwd.setLocalStack(0, stack)
   r.frame(mac(99), mac(1))
   t.same(r.run(0), [], 'unicast to the gateway is not forwarded')
   r.frame(BCAST, mac(1))
   t.same(r.run(1), [0])
   t.same(got, [0, 1])
+})
+
+t.test('a broadcast the local stack answered (ARP suppression) is not flooded', async (t) => {
+  const r = rig([0, 0, 0])
+  let answered = 0
+  r.fwd.setLocalStack(0, { mac: mac(99), receive: () => (answered++, true) })
+  r.frame(BCAST, mac(1))
+  t.same(r.run(0), [], 'not flooded')
+  t.equal(answered, 1)
 })
 
 t.test('a batch larger than the descriptor array is flushed in parts', async (t) => {
