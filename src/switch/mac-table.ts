@@ -245,8 +245,14 @@ export class MacTable {
 
   private roomOnPort(port: number, now: number): boolean {
     if (this.countOnPort(port) < this.portLimit) return true
-    // The port's oldest entry may have aged out without a sweep yet.
-    const head = this.portHead[port]
+    // The port's oldest entry may have aged out without a sweep yet (static ones go to the back).
+    let head = this.portHead[port]
+    for (let n = this.portCount[port]; n > 0 && head !== NONE && this.pinned[head] === 1 && now - this.seen[head] > this.agingMs; n--) {
+      this.seen[head] = now
+      this.unlink(head)
+      this.append(head)
+      head = this.portHead[port]
+    }
     if (head !== NONE && now - this.seen[head] > this.agingMs && this.pinned[head] === 0) {
       this.remove(head)
       this.stats.aged++

@@ -95,3 +95,33 @@ t.test('rejects nonsense limits', async (t) => {
   t.throws(() => new MacTable({ capacity: 0 }), RangeError)
   t.throws(() => new MacTable({ portLimit: 0 }), RangeError)
 })
+
+t.test('static entries (remote endpoints) never age and are not moved by learning', async (t) => {
+  const fdb = new MacTable({ agingMs: 1000 })
+  fdb.learn(0, M(1), 1, 0)
+  t.ok(fdb.pin(0, M(1), 9, 0), 'a learned entry is replaced by the static one')
+  t.equal(fdb.lookup(0, M(1), 0), 9)
+  t.equal(fdb.learn(0, M(1), 2, 10), LEARN_REFUSED, 'a spoofed source elsewhere does not move it')
+  t.equal(fdb.learn(0, M(1), 9, 10), LEARN_KNOWN)
+  fdb.learn(0, M(2), 9, 0)
+  t.equal(fdb.age(5000), 1, 'the learned entry behind the same port ages')
+  t.equal(fdb.lookup(0, M(1), 1_000_000), 9, 'the static one does not')
+  t.same(fdb.entries(1_000_000).map((e) => ({ mac: e.mac, static: e.static })), [{ mac: M(1), static: true }])
+  t.equal(fdb.flushNetwork(0, true), 0, 'a user flush keeps static entries')
+  t.equal(fdb.unpin(0, M(2)), false, 'unpin of a MAC that is not static')
+  t.equal(fdb.unpin(0, M(1)), true)
+  t.equal(fdb.lookup(0, M(1), 0), -1)
+  t.equal(fdb.count, 0)
+  // A freed slot reused by a learned entry is not static.
+  fdb.learn(0, M(3), 1, 0)
+  t.equal(fdb.age(5000), 1)
+})
+
+t.test('a static entry at the head of a full port does not block aging of the rest', async (t) => {
+  const fdb = new MacTable({ agingMs: 1000, portLimit: 2 })
+  fdb.pin(0, M(1), 1, 0)
+  fdb.learn(0, M(2), 1, 0)
+  t.equal(fdb.learn(0, M(3), 1, 5000), LEARN_NEW, 'the stale learned entry makes room, the static one stays')
+  t.equal(fdb.lookup(0, M(1), 5000), 1)
+  t.equal(fdb.lookup(0, M(2), 5000), -1)
+})
