@@ -4,25 +4,12 @@ import t, { type Test } from 'tap'
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js'
 import { makeNs, sandboxName } from '../helpers/netns.js'
 import { inNs, must, mustInNs, ping, sleep, spawnInNs } from '../helpers/sh.js'
+import { underlay } from '../helpers/underlay.js'
 
 const VNI = 5000
 const A = '10.229.0.1'
 const B = '10.229.0.2'
 const C = '10.229.0.3'
-
-/** An underlay: a bridge in its own namespace, each host plugged by veth. */
-async function underlay(t: Test, hosts: { ns: string; ip: string }[]): Promise<void> {
-  const sw = await makeNs(t, 'ul')
-  await mustInNs(sw, ['sh', '-c', 'for f in iptables ip6tables arptables; do echo 0 > /proc/sys/net/bridge/bridge-nf-call-$f; done'])
-  await must('ip', ['-n', sw, 'link', 'add', 'br0', 'type', 'bridge'])
-  await must('ip', ['-n', sw, 'link', 'set', 'br0', 'up'])
-  for (const [i, h] of hosts.entries()) {
-    await must('ip', ['link', 'add', `u${i}`, 'netns', sw, 'type', 'veth', 'peer', 'name', 'ul0', 'netns', h.ns])
-    await must('ip', ['-n', sw, 'link', 'set', `u${i}`, 'master', 'br0', 'up'])
-    await must('ip', ['-n', h.ns, 'addr', 'add', `${h.ip}/24`, 'dev', 'ul0'])
-    await must('ip', ['-n', h.ns, 'link', 'set', 'ul0', 'up'])
-  }
-}
 
 /** A host with the kernel's vxlan device and a bridge, and a sandbox behind it at `addr`. */
 async function kernelHost(t: Test, ns: string, local: string, peer: string, addr: string): Promise<string> {
