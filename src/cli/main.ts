@@ -73,6 +73,7 @@ program
   .option('--cluster-store <url>', 'etcd://HOST:PORT[,HOST:PORT]: share overlay networks with the other hosts there (needs --advertise-addr)')
   .option('--cluster-ttl <seconds>', 'a host silent this long leaves the other hosts\' tables', int('--cluster-ttl', 2, 3600), 10)
   .option('--busy-poll <us>', 'keep polling this many microseconds after traffic before sleeping (0: off)', int('--busy-poll', 0, 100_000), 50)
+  .option('--busy-poll-light <us>', 'the same while traffic is light (under 10k frames/s): request/response latency', int('--busy-poll-light', 0, 1_000_000), 5000)
   .option('--nat-max-per-sandbox <n>', 'most tracked NAT flows of one sandbox', int('--nat-max-per-sandbox', 1, 10_000_000), 8192)
   .option('--docker-plugin-socket <path>', `serve Docker's remote network and IPAM driver here; Docker names the driver after the file (default ${DEFAULT_DOCKER_PLUGIN_SOCKET})`)
   .option('--no-docker-plugin', "do not serve Docker's plugin protocol")
@@ -92,6 +93,7 @@ program
       natMaxFlows: o.natMaxFlows,
       natMaxPerSandbox: o.natMaxPerSandbox,
       busyPollUs: o.busyPoll,
+      busyPollLightUs: o.busyPollLight,
       advertiseAddr: o.advertiseAddr,
       vxlanPort: o.vxlanPort,
       peers: o.peer,

@@ -125,6 +125,8 @@ export class ControlPlane implements DhcpLeaseBackend {
   private readonly leaseSweeper: NodeJS.Timeout
   private readonly overlay?: { vxlan: Vxlan; peers: string[] }
   private readonly cluster?: ClusterLink
+  /** DHCP offers on cluster networks whose address claim is still on its way to the store. */
+  private readonly pendingClaims = new Map<string, Promise<boolean>>()
 
   constructor(opts: ControlPlaneOptions) {
     this.store = opts.store
@@ -801,7 +803,6 @@ export class ControlPlane implements DhcpLeaseBackend {
       if (known.lease?.state === 'offered') known.lease.expiresAt = Date.now() + OFFER_MS
       return { address: known.address.split('/')[0] }
     }
-    if (this.isClustered(n)) return { error: 'DHCP on overlay networks of a cluster is not supported: connect sandboxes with static addresses' }
     const portName = this.sw.ports.names[this.gateway.dhcpPort]
     if (!portName || !this.ports.has(portName)) return { error: 'DHCP is served on bare ports (switchyard port add); sandboxes get static addresses' }
     let addr: string
@@ -834,12 +835,45 @@ export class ControlPlane implements DhcpLeaseBackend {
     }
     this.endpoints.set(rec.id, rec)
     this.log.info('dhcp offer', { network: n.rec.name, mac: macStr, address: addr, port: portName })
+    if (this.isClustered(n)) this.claimOffer(n, rec, addr)
     return { address: addr }
   }
 
-  commit(networkId: string, mac: number, address: string, leaseSeconds: number, hostname: string | undefined): boolean {
+  /**
+   * DHCP answers at once, so an offer on a cluster network is claimed in the store behind it;
+   * an address another host won meanwhile withdraws the offer, and the client's REQUEST gets a
+   * NAK (no endpoint for it) and starts over. Until the claim lands a REQUEST goes unanswered.
+   */
+  private claimOffer(n: NetState, rec: EndpointRecord, addr: string): void {
+    const claim = this.cluster!.claimAddress(n.rec.id, addr, rec.id).then(
+      (ok) => ok,
+      (e) => {
+        this.log.warn('dhcp offer not claimed in the cluster store', { address: addr, error: (e as Error).message })
+        return false
+      },
+    )
+    this.pendingClaims.set(rec.id, claim)
+    void claim.then((ok) => {
+      this.pendingClaims.delete(rec.id)
+      if (ok || this.endpoints.get(rec.id) !== rec) return
+      this.log.info('dhcp offer withdrawn: another host holds the address', { network: n.rec.name, address: addr })
+      this.unregister(rec)
+      n.pool.release(addr)
+      n.rec.ipam = n.pool.toJSON()
+      this.store.transaction(() => {
+        this.store.delete(KIND.endpoint, rec.id)
+        this.store.put(KIND.network, n.rec.id, n.rec)
+      })
+      this.endpoints.delete(rec.id)
+      // The other host's address: keep it out of the pool here.
+      this.markClusterAddress(n.rec.id, addr, true)
+    })
+  }
+
+  commit(networkId: string, mac: number, address: string, leaseSeconds: number, hostname: string | undefined): boolean | 'pending' {
     const ep = this.endpointByMac(networkId, mac)
     if (!ep || ep.address.split('/')[0] !== address) return false
+    if (this.pendingClaims.has(ep.id)) return 'pending'
     if (!ep.lease) return true // a static endpoint asking for its own address
     this.unregister(ep)
     ep.lease = { state: 'bound', expiresAt: Date.now() + leaseSeconds * 1000, ...(hostname ? { hostname } : ep.lease.hostname ? { hostname: ep.lease.hostname } : {}) }

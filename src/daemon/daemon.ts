@@ -43,6 +43,8 @@ export interface DaemonOptions {
   natMaxPerSandbox?: number
   /** Microseconds to keep polling after traffic before sleeping (0: never spin). */
   busyPollUs?: number
+  /** The same while traffic is light (request/response): long enough for the next request to find the switch awake. */
+  busyPollLightUs?: number
   /** This host's underlay address: makes it a VXLAN tunnel endpoint for overlay networks. */
   advertiseAddr?: string
   vxlanPort?: number
@@ -74,7 +76,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   const log = opts.log ?? createLogger({ level: opts.logLevel ?? 'info' })
   const defaultNetwork = opts.defaultNetwork ?? 'default'
 
-  native.setBusyPoll(opts.busyPollUs ?? 50)
+  native.setBusyPoll(opts.busyPollUs ?? 50, opts.busyPollLightUs ?? 5000)
   fs.mkdirSync(stateDir, { recursive: true, mode: 0o700 })
   const pidFile = path.join(stateDir, 'daemon.pid')
   claimPidFile(pidFile)

@@ -1,12 +1,16 @@
 // Overlay networks across hosts through the cluster store: three "hosts" (namespaces with
 // their own underlay address, daemon, state directory and socket) and one etcd on the
 // underlay, all created by the test.
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
 import { encodeEndpoint } from '../../src/cluster/records.js'
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js'
 import { startEtcd, type TestEtcd } from '../helpers/etcd.js'
-import { makeNs, sandboxName } from '../helpers/netns.js'
-import { inNs, must, mustInNs, ping, sleep, spawnInNs, waitFor } from '../helpers/sh.js'
+import { makeNs, sandboxName, uniqueName } from '../helpers/netns.js'
+import { inNs, must, mustInNs, ping, run, sleep, spawnInNs, waitFor } from '../helpers/sh.js'
 import { underlay } from '../helpers/underlay.js'
 
 const IPS = ['10.228.0.1', '10.228.0.2', '10.228.0.3']
@@ -169,7 +173,7 @@ t.test('three hosts share an overlay network through etcd', async (t) => {
   t.equal(await ping(sa.name, sb.address, 1), 0, 'and is unreachable')
 })
 
-t.test('corrupt records in the store are skipped', async (t) => {
+t.test('two hosts: DHCP on a cluster overlay network, corrupt records skipped', async (t) => {
   const { etcd, daemons } = await cluster(t, 2)
   const [da, db] = daemons
   t.equal((await da.api('POST', '/v1/networks', { name: 'ov', driver: 'overlay' })).status, 201)
@@ -178,6 +182,28 @@ t.test('corrupt records in the store are skipped', async (t) => {
   const sa = await sandboxOn(t, da, 'ov')
   const sb = await sandboxOn(t, db, 'ov')
   t.equal(await ping(sa.name, sb.address, 2), 2)
+
+  // A VM-like client on a bare port of host B leases an address through DHCP; the address is
+  // claimed in the store, so host A knows it (DNS, ARP) and never hands it out.
+  const vm = await makeNs(t, 'vm')
+  const port = uniqueName('cvp')
+  const added = await db.cli(['port', 'add', port, '--network', 'ov', '--netns', vm, '--ifname', 'eth0'])
+  t.equal(added.code, 0, added.stderr)
+  t.teardown(() => run('ip', ['-n', vm, 'link', 'del', 'eth0']))
+  const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'sy-cdhcp-')), 'ev')
+  t.teardown(() => fs.rmSync(path.dirname(out), { recursive: true, force: true }))
+  const script = fileURLToPath(new URL('../helpers/udhcpc.script', import.meta.url))
+  const client = spawnInNs(vm, ['env', `SY_OUT=${out}`, 'busybox', 'udhcpc', '-f', '-i', 'eth0', '-s', script, '-x', 'hostname:cvm', '-t', '10', '-T', '1'])
+  t.teardown(() => client.kill('SIGKILL'))
+  t.ok(await waitFor(() => fs.existsSync(`${out}.bound`), 20_000), 'udhcpc got a lease on the overlay')
+  const leased = /^ip=(.*)$/m.exec(fs.readFileSync(`${out}.bound`, 'utf8'))?.[1] ?? ''
+  t.notOk([sa.address, sb.address].includes(leased), `the lease ${leased} is an address nobody else has`)
+  const held = await etcd.ctl(['get', '--keys-only', `/switchyard/v1/ipam/${net.id}/${leased}`])
+  t.match(held.stdout, leased, 'and it is claimed in the store')
+  t.equal(await ping(sa.name, leased, 2), 2, 'host A reaches the VM on host B')
+  t.equal(await dig(sa.name, net.gateway, 'cvm'), leased, 'and resolves its DHCP hostname')
+  const next = await sandboxOn(t, da, 'ov')
+  t.not(next.address, leased, 'host A does not hand out the leased address')
 
   const before = (await stats(da)).cluster.corruptRecords
   const id = 'ab'.repeat(32)

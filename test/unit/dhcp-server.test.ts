@@ -5,7 +5,7 @@ import {
   getServerId, ipListOption, ipOption, readIpListOption, readIpOption, readStringOption, readUint16Option,
   readUint32Option, stringOption, uint16Option, uint8Option, type DhcpMessage, type DhcpOptions,
 } from '../../src/gateway/dhcp/codec.js'
-import { DhcpServer, type DhcpCounters, type DhcpNetworkConfig, type DhcpReply } from '../../src/gateway/dhcp/server.js'
+import { DhcpServer, type DhcpCounters, type DhcpLeaseBackend, type DhcpNetworkConfig, type DhcpReply } from '../../src/gateway/dhcp/server.js'
 import { MemoryLeaseBackend } from '../../src/gateway/dhcp/memory-backend.js'
 import { InvalidDhcpConfigError } from '../../src/gateway/dhcp/config.js'
 import { BROADCAST_MAC, parseMac, writeMac } from '../../src/packet/mac.js'
@@ -104,6 +104,26 @@ t.test('DISCOVER -> OFFER -> REQUEST -> ACK', async (t) => {
   t.same(backend.lookup('net1', A), { address: '10.0.0.10', committed: true, expiresAt: backend.lookup('net1', A)?.expiresAt, hostname: 'vm1' })
   t.equal(server.pendingOffers, 0, 'offer settled')
   t.match(server.counters, { received: 2, offers: 1, acks: 1 })
+})
+
+t.test('a backend that cannot answer yet (cluster claim pending): REQUEST dropped, the retransmission is ACKed', async (t) => {
+  const memory = new MemoryLeaseBackend(POOL)
+  let pending = true
+  const backend: DhcpLeaseBackend = {
+    offer: (...a) => memory.offer(...a),
+    commit: (...a) => (pending ? 'pending' : memory.commit(...a)),
+    release: (...a) => memory.release(...a),
+    decline: (...a) => memory.decline(...a),
+  }
+  const server = new DhcpServer(backend)
+  const offer = reply(server.handle('net1', NET, client(DhcpMessageType.DISCOVER, A))).m
+  const req = client(DhcpMessageType.REQUEST, A, { requested: offer.yiaddr, serverId: NET.serverIp })
+  t.equal(server.handle('net1', NET, req), null, 'no answer, no NAK')
+  t.equal(server.counters.naks, 0)
+  pending = false
+  const ack = reply(server.handle('net1', NET, req)).m
+  t.equal(getMessageType(ack.options), DhcpMessageType.ACK)
+  t.equal(ack.yiaddr, offer.yiaddr)
 })
 
 t.test('broadcast flag: OFFER and ACK broadcast', async (t) => {

@@ -28,8 +28,12 @@ export interface DhcpLeaseBackend {
    * endpoint). `requested` is a hint (option 50 or ciaddr), already checked to be on-link.
    */
   offer(networkId: string, mac: number, requested: string | undefined, hostname: string | undefined): { address: string } | { error: string }
-  /** Commits the lease (REQUEST). Returns false if that address is not this client's to have: the server NAKs. */
-  commit(networkId: string, mac: number, address: string, leaseSeconds: number, hostname: string | undefined): boolean
+  /**
+   * Commits the lease (REQUEST). Returns false if that address is not this client's to have:
+   * the server NAKs; 'pending' if the backend cannot say yet (a cluster claim on its way): the
+   * REQUEST is dropped and the client's retransmission gets the answer.
+   */
+  commit(networkId: string, mac: number, address: string, leaseSeconds: number, hostname: string | undefined): boolean | 'pending'
   /** The client gave the address back (RELEASE). */
   release(networkId: string, mac: number, address: string): void
   /** The client found the address in use (DECLINE): mark it unusable for a while. */
@@ -178,12 +182,14 @@ export class DhcpServer {
     return this.malformed()
   }
 
-  private commit(networkId: string, net: DhcpNetworkConfig, req: ClientRequest, address: string): DhcpReply {
+  private commit(networkId: string, net: DhcpNetworkConfig, req: ClientRequest, address: string): DhcpReply | null {
     if (!inSubnet(address, net.serverIp, net.subnetMask)) {
       this.counters.naks++
       return nakReply(req, net, 'address not on this network')
     }
-    if (!this.backend.commit(networkId, req.mac, address, net.leaseSeconds, req.hostname)) {
+    const committed = this.backend.commit(networkId, req.mac, address, net.leaseSeconds, req.hostname)
+    if (committed === 'pending') return this.ignore()
+    if (!committed) {
       this.counters.naks++
       return nakReply(req, net, 'address not yours')
     }
