@@ -179,6 +179,81 @@ int CompleteChecksum(uint8_t* vnet, uint8_t* f, size_t flen) {
   return kGsoOk;
 }
 
+bool GroIsTrain(const uint8_t* d, size_t len, size_t seg) {
+  if (len < 8 + 14) return true;
+  const uint8_t* f = d + 8;
+  size_t l2 = 14;
+  uint16_t et = Be16(f + 12);
+  if (et == 0x8100 && len >= 8 + 18) {
+    et = Be16(f + 16);
+    l2 = 18;
+  }
+  size_t ipLen;
+  if (et == 0x0800 && len >= 8 + l2 + 4) ipLen = Be16(f + l2 + 2);
+  else if (et == 0x86dd && len >= 8 + l2 + 6) ipLen = 40 + (size_t)Be16(f + l2 + 4);
+  else return true;  // only IP frames travel as tunnel aggregates
+  size_t first = 8 + l2 + ipLen;
+  if (first == len) return false;
+  return first <= seg;
+}
+
+size_t GroCoalesce(uint8_t* d, size_t len, size_t seg) {
+  size_t count = (len + seg - 1) / seg;
+  if (count < 2 || seg <= 8 + 14 + 20 + 20) return 0;
+  uint8_t* f0 = d + 8;
+  uint8_t* ip0 = f0 + 14;
+  if (Be16(f0 + 12) != 0x0800 || ip0[0] != 0x45 || ip0[9] != 6 || (Be16(ip0 + 6) & 0x3fff) != 0) return 0;
+  uint8_t* th0 = ip0 + 20;
+  size_t doff = (size_t)(th0[12] >> 4) * 4;
+  size_t hlen = 14 + 20 + doff;  // inner headers
+  if (doff < 20 || 8 + hlen >= seg) return 0;
+  uint32_t seq = Be32(th0 + 4);
+  size_t total = 0;
+  uint8_t lastFlags = 0;
+  for (size_t k = 0; k < count; k++) {
+    const uint8_t* dk = d + k * seg;
+    size_t dl = std::min(seg, len - k * seg);
+    if (dl <= 8 + hlen) return 0;
+    const uint8_t* fk = dk + 8;
+    const uint8_t* ipk = fk + 14;
+    const uint8_t* thk = ipk + 20;
+    if (k > 0) {
+      if (memcmp(dk, d, 8) != 0 || memcmp(fk, f0, 14) != 0) return 0;                      // VNI, MACs, type
+      if (memcmp(ipk, ip0, 2) != 0 || memcmp(ipk + 6, ip0 + 6, 4) != 0 ||                  // version, TOS; DF, TTL, proto
+          memcmp(ipk + 12, ip0 + 12, 8) != 0)                                              // addresses
+        return 0;
+      if (memcmp(thk, th0, 4) != 0 || memcmp(thk + 8, th0 + 8, 5) != 0 ||                  // ports; ack, data offset
+          memcmp(thk + 14, th0 + 14, 2) != 0 || memcmp(thk + 18, th0 + 18, doff - 18) != 0)  // window; urg, options
+        return 0;
+    }
+    if (Be16(ipk + 2) != dl - 8 - 14) return 0;  // exactly the datagram: no padding, nothing cut
+    if (Be32(thk + 4) != (uint32_t)(seq + total)) return 0;
+    uint8_t fl = thk[13];
+    // ACK only; PSH may end the train (as the kernel's GRO flushes on it).
+    if (k + 1 < count ? fl != 0x10 : (fl & ~0x08) != 0x10) return 0;
+    lastFlags = fl;
+    total += dl - 8 - hlen;
+  }
+  if (20 + doff + total > 65535) return 0;
+  uint8_t* dst = d + seg;  // the first datagram is a full one: its payload ends here
+  for (size_t k = 1; k < count; k++) {
+    size_t dl = std::min(seg, len - k * seg);
+    size_t pl = dl - 8 - hlen;
+    memmove(dst, d + k * seg + 8 + hlen, pl);
+    dst += pl;
+  }
+  size_t tcplen = doff + total;
+  PutBe16(ip0 + 2, (uint32_t)(20 + tcplen));
+  ip0[10] = ip0[11] = 0;
+  uint16_t ipsum = (uint16_t)~CsumFold(CsumPartial(ip0, 20, 0));
+  memcpy(ip0 + 10, &ipsum, 2);
+  th0[13] = lastFlags;
+  uint64_t ps = CsumPartial(ip0 + 12, 8, 0) + BeWord(6) + BeWord((uint32_t)tcplen);
+  uint16_t partial = CsumFold(ps);  // not complemented: what a CHECKSUM_PARTIAL field holds
+  memcpy(th0 + 16, &partial, 2);
+  return 8 + hlen + total;
+}
+
 // gsoSegment(buf: Uint8Array, off, len, hdr, mtu, out: Uint8Array, meta: Int32Array) -> count | -GsoError
 // The transmit path's segmentation on its own, for tests: frame at buf[off, off + len) with its
 // hdr-byte virtio-net header; segments (Ethernet frames, no header) are laid out one after the

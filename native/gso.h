@@ -69,6 +69,22 @@ void GsoBuildSegment(const uint8_t* frame, const GsoPlan& plan, int k, uint8_t* 
 // kernel's skb_checksum_help expects) and clears the flag. kGsoOk or kGsoBadCsumOffsets.
 int CompleteChecksum(uint8_t* vnet, uint8_t* frame, size_t flen);
 
+// The receive side's counterpart (UDP GRO, see ReadDatagrams): a message of `len` bytes read
+// from a socket with UDP_GRO, holding datagrams of `seg` bytes each but the last.
+constexpr int kGroMaxSplit = 64;  // UDP_GRO_CNT_MAX: the kernel merges at most 64 datagrams
+
+// Whether the message is such a train (its first inner frame ends at `seg`), rather than one
+// datagram that is a peer kernel's tunnel offload aggregate (which also reports a GRO size).
+bool GroIsTrain(const uint8_t* msg, size_t len, size_t seg);
+
+// Merges a train that is one inner IPv4 TCP flow in sequence (same VXLAN and L2-L4 headers,
+// consecutive sequence numbers, only ACK and a final PSH) into one super-frame in place: the
+// first datagram's VXLAN and inner headers, all payloads after them, IP length and checksum
+// fixed, the TCP checksum field left as the pseudo-header sum (the frame is handed on as
+// NEEDS_CSUM, as the kernel's GRO would leave it). Returns the new message length (VXLAN
+// header included), or 0 when the train must be split instead.
+size_t GroCoalesce(uint8_t* msg, size_t len, size_t seg);
+
 void InitGso(Napi::Env env, Napi::Object exports);
 
 }  // namespace switchyard

@@ -66,7 +66,8 @@ class Poller : public Napi::ObjectWrap<Poller> {
       Napi::Uint32Array srcs = info[6].As<Napi::Uint32Array>();
       srcsRef_ = Napi::Persistent(srcs);
       srcs_ = srcs.Data();
-      if ((size_t)maxFrames_ > srcs.ElementLength()) maxFrames_ = (int)srcs.ElementLength();
+      // meta/srcs may hold more frames than messages are read (trains split into datagrams).
+      frameCap_ = (int)std::min(meta.ElementLength() / 2, (size_t)srcs.ElementLength());
       headroom_ = info[7].As<Napi::Number>().Uint32Value();
     }
     uv_loop_t* loop = nullptr;
@@ -106,7 +107,7 @@ class Poller : public Napi::ObjectWrap<Poller> {
 
   // Reads and delivers one batch; returns the count (or -errno after delivering it).
   int Read() {
-    if (srcs_) return ReadDatagrams(fd_, slab_, slabLen_, meta_, srcs_, maxFrames_, frameMax_, headroom_);
+    if (srcs_) return ReadDatagrams(fd_, slab_, slabLen_, meta_, srcs_, maxFrames_, frameCap_, frameMax_, headroom_);
     return ReadFrames(fd_, slab_, slabLen_, 0, meta_, maxFrames_, frameMax_);
   }
 
@@ -166,6 +167,7 @@ class Poller : public Napi::ObjectWrap<Poller> {
   Napi::Reference<Napi::Uint32Array> srcsRef_;
   uint32_t* srcs_ = nullptr;
   size_t headroom_ = 0;
+  int frameCap_ = 0;
   Napi::FunctionReference callback_;
 };
 

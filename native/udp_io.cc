@@ -23,33 +23,88 @@ namespace switchyard {
 
 constexpr int kBatch = 64;
 
-int ReadDatagrams(int fd, uint8_t* slab, size_t slabLen, int32_t* meta, uint32_t* srcs, int maxFrames,
-                  size_t slotSize, size_t headroom) {
+// With UDP_GRO on the socket, a message may hold a train of datagrams (a peer's UDP GSO send
+// crossing a veth whole, or the kernel's GRO on a NIC): equal-sized datagrams but the last, the
+// size in a UDP_GRO cmsg. A train that is one inner TCP flow in order becomes one TSO
+// super-frame (GroCoalesce: one TAP write instead of dozens); any other train is split into
+// its datagrams, each moved up by `headroom` bytes so that every one has room for its
+// virtio-net header. Up to kGroMaxSplit datagrams per train; a longer one is dropped
+// (reported as truncated).
+int ReadDatagrams(int fd, uint8_t* slab, size_t slabLen, int32_t* meta, uint32_t* srcs, int maxMsgs,
+                  int frameCap, size_t slotSize, size_t headroom) {
   struct mmsghdr msgs[kBatch];
   struct iovec iov[kBatch];
   struct sockaddr_in addr[kBatch];
-  int n = maxFrames < kBatch ? maxFrames : kBatch;
+  union {
+    struct cmsghdr h;
+    char buf[CMSG_SPACE(sizeof(int))];
+  } ctl[kBatch];
+  const size_t slack = headroom * kGroMaxSplit;  // room to spread a train's datagrams apart
+  int n = maxMsgs < kBatch ? maxMsgs : kBatch;
   if ((size_t)n * slotSize > slabLen) n = (int)(slabLen / slotSize);
-  if (n <= 0 || slotSize <= headroom) return -EINVAL;
+  if (n > frameCap) n = frameCap;
+  if (n <= 0 || slotSize <= headroom + slack) return -EINVAL;
   memset(msgs, 0, sizeof(msgs[0]) * n);
   for (int i = 0; i < n; i++) {
     iov[i].iov_base = slab + (size_t)i * slotSize + headroom;
-    iov[i].iov_len = slotSize - headroom;
+    iov[i].iov_len = slotSize - headroom - slack;
     msgs[i].msg_hdr.msg_iov = &iov[i];
     msgs[i].msg_hdr.msg_iovlen = 1;
     msgs[i].msg_hdr.msg_name = &addr[i];
     msgs[i].msg_hdr.msg_namelen = sizeof addr[i];
+    msgs[i].msg_hdr.msg_control = ctl[i].buf;
+    msgs[i].msg_hdr.msg_controllen = sizeof ctl[i].buf;
   }
   int r;
   do { r = recvmmsg(fd, msgs, n, MSG_DONTWAIT, nullptr); } while (r < 0 && errno == EINTR);
   if (r < 0) return errno == EAGAIN ? 0 : -errno;
+  int out = 0;
   for (int i = 0; i < r; i++) {
-    meta[2 * i] = (int32_t)((size_t)i * slotSize);
+    size_t slot = (size_t)i * slotSize;
+    size_t len = msgs[i].msg_len;
+    uint32_t src = ntohl(addr[i].sin_addr.s_addr);
     // A datagram cut short by the slot is reported as such (MSG_TRUNC): JS drops it.
-    meta[2 * i + 1] = (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) ? -1 : (int32_t)(headroom + msgs[i].msg_len);
-    srcs[i] = ntohl(addr[i].sin_addr.s_addr);
+    bool trunc = (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) != 0;
+    size_t seg = 0;
+    for (struct cmsghdr* c = CMSG_FIRSTHDR(&msgs[i].msg_hdr); c; c = CMSG_NXTHDR(&msgs[i].msg_hdr, c)) {
+      if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
+        int g;
+        memcpy(&g, CMSG_DATA(c), sizeof g);
+        seg = g > 0 ? (size_t)g : 0;
+      }
+    }
+    uint8_t* d = slab + slot + headroom;
+    if (!trunc && seg > 0 && len > seg && GroIsTrain(d, len, seg)) {
+      size_t merged = GroCoalesce(d, len, seg);
+      if (merged) {
+        len = merged;
+      } else {
+        size_t count = (len + seg - 1) / seg;
+        if (count > (size_t)kGroMaxSplit || out + (int)count > frameCap - (r - 1 - i)) {
+          meta[2 * out] = (int32_t)slot;
+          meta[2 * out + 1] = -1;
+          srcs[out++] = src;
+          continue;
+        }
+        // Last first: each datagram moves up by k * headroom, past its successor's new place.
+        for (size_t k = count; k-- > 1;) {
+          size_t dl = std::min(seg, len - k * seg);
+          memmove(d + k * (seg + headroom), d + k * seg, dl);
+        }
+        for (size_t k = 0; k < count; k++) {
+          size_t dl = std::min(seg, len - k * seg);
+          meta[2 * out] = (int32_t)(slot + k * (seg + headroom));
+          meta[2 * out + 1] = (int32_t)(headroom + dl);
+          srcs[out++] = src;
+        }
+        continue;
+      }
+    }
+    meta[2 * out] = (int32_t)slot;
+    meta[2 * out + 1] = trunc ? -1 : (int32_t)(headroom + len);
+    srcs[out++] = src;
   }
-  return r;
+  return out;
 }
 
 // udpOpen(ipv4 as uint32, port) -> fd, bound, non-blocking, with large buffers.
@@ -61,6 +116,9 @@ static Napi::Value UdpOpen(const Napi::CallbackInfo& info) {
   int buf = 8 << 20;
   setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
   setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof buf);
+  // Trains of datagrams in one read (ReadDatagrams); a kernel without it reads them one by one.
+  int one = 1;
+  setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one);
   struct sockaddr_in sa = {};
   sa.sin_family = AF_INET;
   sa.sin_port = htons(port);

@@ -20,10 +20,14 @@ const VXLAN_HEADER = 8
 const FLAG_I = 0x08
 const BATCH = 64
 /**
- * A slot holds the largest UDP datagram: over a veth underlay the kernel's vxlan hands over
- * whole segmentation-offload aggregates (one datagram carrying up to 64 KiB of TCP).
+ * A slot holds the largest UDP message: over a veth underlay the kernel's vxlan hands over
+ * whole segmentation-offload aggregates (one datagram carrying up to 64 KiB of TCP), and with
+ * UDP GRO a peer's train of datagrams arrives as one message. 256 spare bytes: a train that is
+ * split gets its datagrams spread apart by the virtio-net header's room (native ReadDatagrams).
  */
-const SLOT = 65536 + 64
+const SLOT = 65536 + 256
+/** A train splits into at most 64 frames (native kGroMaxSplit). */
+const FRAMES = BATCH * 64
 
 export interface VxlanRxCounters {
   rxDatagrams: number
@@ -69,8 +73,8 @@ export class Vxlan {
   private readonly tx: VxlanTx
   private readonly poller: Poller
   private readonly slab = new Uint8Array(BATCH * SLOT)
-  private readonly meta = new Int32Array(BATCH * 2)
-  private readonly srcs = new Uint32Array(BATCH)
+  private readonly meta = new Int32Array(FRAMES * 2)
+  private readonly srcs = new Uint32Array(FRAMES)
   private readonly byVni = new Map<number, Overlay>()
   private readonly byNetwork = new Map<string, Overlay>()
 
@@ -82,7 +86,7 @@ export class Vxlan {
     // TAPs of overlay networks have TSO on: super-frames are segmented on their way out, each
     // segment fitting its network's MTU (setMtu in attach).
     this.tx = new native.VxlanTx(this.fd, this.port, hdr, this.txCounters, DEFAULT_INNER_MTU)
-    if (opts.udpGso === false) this.tx.setUdpGso(false)
+    if (opts.udpGso === false || process.env.SY_EXP_NOGSO === '1') this.tx.setUdpGso(false)
     opts.sw.forwarder.tunnelSend = (slab, desc, count) => this.tx.send(slab, desc, count)
     // Each datagram lands `hdr - 8` bytes into its slot: its VXLAN header then sits exactly
     // where the frame's virtio-net header goes, and is zeroed into one after it is read.
