@@ -4,6 +4,9 @@
 #include "gso.h"
 
 #include <string.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include <algorithm>
 
@@ -29,9 +32,9 @@ static inline void PutBe32(uint8_t* p, uint32_t v) {
 // A big-endian 16-bit word as it adds into a host-order (little-endian) sum.
 static inline uint64_t BeWord(uint32_t v) { return (uint64_t)(((v & 0xff) << 8) | ((v >> 8) & 0xff)); }
 
-// Two 32-bit halves into two 64-bit accumulators: no carry chain between iterations, so the
-// loop runs at load speed (a 64 KiB frame's payload is summed once per segment set).
-uint64_t CsumPartial(const uint8_t* p, size_t n, uint64_t acc) {
+// Two 32-bit halves into two 64-bit accumulators: no carry chain between iterations (the
+// halves are added back together at the end; 2^32 == 1 in one's-complement arithmetic).
+static uint64_t CsumScalar(const uint8_t* p, size_t n, uint64_t acc) {
   uint64_t a = acc & 0xffffffff, b = acc >> 32;
   while (n >= 32) {
     uint64_t w[4];
@@ -56,10 +59,37 @@ uint64_t CsumPartial(const uint8_t* p, size_t n, uint64_t acc) {
     n -= 2;
   }
   if (n) a += p[0];  // an odd last byte is the high-order byte of a zero-padded word: low in host order
-  // 2^32 * a 32-bit half is far beyond any frame; both halves are sums of 32-bit words.
-  uint64_t s = a + b;
-  if (s < a) s++;  // cannot happen for < 4 GiB, kept for clarity of the end-around carry
-  return s;
+  return a + b;      // both < 2^48 for anything a frame holds
+}
+
+#if defined(__x86_64__)
+// The same with AVX2, 64 bytes a step: ~95 GB/s against ~17 in cache on the machine of
+// bench/RESULTS.md; the payload of every segment is summed once, so this is per byte sent.
+__attribute__((target("avx2"))) static uint64_t CsumAvx2(const uint8_t* p, size_t n, uint64_t acc) {
+  __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();
+  const __m256i mask = _mm256_set1_epi64x(0xffffffff);
+  while (n >= 64) {
+    __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+    __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32));
+    lo = _mm256_add_epi64(lo, _mm256_and_si256(v, mask));
+    hi = _mm256_add_epi64(hi, _mm256_srli_epi64(v, 32));
+    lo = _mm256_add_epi64(lo, _mm256_and_si256(w, mask));
+    hi = _mm256_add_epi64(hi, _mm256_srli_epi64(w, 32));
+    p += 64;
+    n -= 64;
+  }
+  uint64_t t[4];
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(t), _mm256_add_epi64(lo, hi));
+  return t[0] + t[1] + t[2] + t[3] + CsumScalar(p, n, acc);  // the rest starts on an even byte
+}
+static const bool g_avx2 = __builtin_cpu_supports("avx2");
+#endif
+
+uint64_t CsumPartial(const uint8_t* p, size_t n, uint64_t acc) {
+#if defined(__x86_64__)
+  if (n >= 256 && g_avx2) return CsumAvx2(p, n, acc);
+#endif
+  return CsumScalar(p, n, acc);
 }
 
 uint16_t CsumFold(uint64_t s) {
@@ -197,61 +227,99 @@ bool GroIsTrain(const uint8_t* d, size_t len, size_t seg) {
   return first <= seg;
 }
 
+// One VXLAN datagram (or an already merged message) as GRO sees it.
+struct GroSeg {
+  size_t doff;     // TCP header length
+  size_t hlen;     // inner Ethernet + IPv4 + TCP headers
+  size_t payload;
+  uint32_t seq;
+  uint8_t flags;
+};
+
+constexpr uint8_t kTcpAck = 0x10;
+
+// Mergeable at all: inner IPv4 without options carrying TCP with payload, not a fragment, the
+// IP length exactly the datagram's (no padding, nothing cut), flags ACK and at most PSH.
+static bool GroParse(const uint8_t* d, size_t dl, GroSeg* s) {
+  if (dl < 8 + 14 + 20 + 20) return false;
+  const uint8_t* f = d + 8;
+  const uint8_t* ip = f + 14;
+  if (Be16(f + 12) != 0x0800 || ip[0] != 0x45 || ip[9] != 6 || (Be16(ip + 6) & 0x3fff) != 0) return false;
+  const uint8_t* th = ip + 20;
+  s->doff = (size_t)(th[12] >> 4) * 4;
+  s->hlen = 14 + 20 + s->doff;
+  if (s->doff < 20 || dl <= 8 + s->hlen || Be16(ip + 2) != dl - 8 - 14) return false;
+  s->flags = th[13];
+  if ((s->flags & ~kTcpPsh) != kTcpAck) return false;
+  s->payload = dl - 8 - s->hlen;
+  s->seq = Be32(th + 4);
+  return true;
+}
+
+// b continues a's flow right where a's payload ends, with headers a merge may keep as a's.
+static bool GroFollows(const uint8_t* a, const GroSeg& sa, const uint8_t* b, const GroSeg& sb) {
+  if (sb.hlen != sa.hlen || sb.seq != (uint32_t)(sa.seq + sa.payload)) return false;
+  const uint8_t *ia = a + 8 + 14, *ib = b + 8 + 14;
+  const uint8_t *ta = ia + 20, *tb = ib + 20;
+  return memcmp(a, b, 8 + 14) == 0 &&                                              // VNI; MACs, type
+         memcmp(ia, ib, 2) == 0 && memcmp(ia + 6, ib + 6, 4) == 0 &&               // version, TOS; DF, TTL, proto
+         memcmp(ia + 12, ib + 12, 8) == 0 &&                                       // addresses
+         memcmp(ta, tb, 4) == 0 && memcmp(ta + 8, tb + 8, 5) == 0 &&               // ports; ack, data offset
+         memcmp(ta + 14, tb + 14, 2) == 0 && memcmp(ta + 18, tb + 18, sa.doff - 18) == 0;  // window; urg, options
+}
+
+// Headers of a merged message: IP length and checksum, the last segment's flags, and the TCP
+// checksum field as the pseudo-header sum (NEEDS_CSUM, as the kernel's GRO leaves it).
+static void GroFinish(uint8_t* d, const GroSeg& s, size_t total, uint8_t flags) {
+  uint8_t* ip = d + 8 + 14;
+  uint8_t* th = ip + 20;
+  size_t tcplen = s.doff + total;
+  PutBe16(ip + 2, (uint32_t)(20 + tcplen));
+  ip[10] = ip[11] = 0;
+  uint16_t ipsum = (uint16_t)~CsumFold(CsumPartial(ip, 20, 0));
+  memcpy(ip + 10, &ipsum, 2);
+  th[13] = flags;
+  uint16_t partial = CsumFold(CsumPartial(ip + 12, 8, 0) + BeWord(6) + BeWord((uint32_t)tcplen));
+  memcpy(th + 16, &partial, 2);  // not complemented: what a CHECKSUM_PARTIAL field holds
+}
+
 size_t GroCoalesce(uint8_t* d, size_t len, size_t seg) {
   size_t count = (len + seg - 1) / seg;
-  if (count < 2 || seg <= 8 + 14 + 20 + 20) return 0;
-  uint8_t* f0 = d + 8;
-  uint8_t* ip0 = f0 + 14;
-  if (Be16(f0 + 12) != 0x0800 || ip0[0] != 0x45 || ip0[9] != 6 || (Be16(ip0 + 6) & 0x3fff) != 0) return 0;
-  uint8_t* th0 = ip0 + 20;
-  size_t doff = (size_t)(th0[12] >> 4) * 4;
-  size_t hlen = 14 + 20 + doff;  // inner headers
-  if (doff < 20 || 8 + hlen >= seg) return 0;
-  uint32_t seq = Be32(th0 + 4);
-  size_t total = 0;
-  uint8_t lastFlags = 0;
-  for (size_t k = 0; k < count; k++) {
+  GroSeg s0;
+  if (count < 2 || !GroParse(d, seg, &s0)) return 0;
+  GroSeg prev = s0;
+  const uint8_t* prevMsg = d;
+  size_t total = s0.payload;
+  uint8_t flags = s0.flags;
+  for (size_t k = 1; k < count; k++) {
     const uint8_t* dk = d + k * seg;
-    size_t dl = std::min(seg, len - k * seg);
-    if (dl <= 8 + hlen) return 0;
-    const uint8_t* fk = dk + 8;
-    const uint8_t* ipk = fk + 14;
-    const uint8_t* thk = ipk + 20;
-    if (k > 0) {
-      if (memcmp(dk, d, 8) != 0 || memcmp(fk, f0, 14) != 0) return 0;                      // VNI, MACs, type
-      if (memcmp(ipk, ip0, 2) != 0 || memcmp(ipk + 6, ip0 + 6, 4) != 0 ||                  // version, TOS; DF, TTL, proto
-          memcmp(ipk + 12, ip0 + 12, 8) != 0)                                              // addresses
-        return 0;
-      if (memcmp(thk, th0, 4) != 0 || memcmp(thk + 8, th0 + 8, 5) != 0 ||                  // ports; ack, data offset
-          memcmp(thk + 14, th0 + 14, 2) != 0 || memcmp(thk + 18, th0 + 18, doff - 18) != 0)  // window; urg, options
-        return 0;
-    }
-    if (Be16(ipk + 2) != dl - 8 - 14) return 0;  // exactly the datagram: no padding, nothing cut
-    if (Be32(thk + 4) != (uint32_t)(seq + total)) return 0;
-    uint8_t fl = thk[13];
-    // ACK only; PSH may end the train (as the kernel's GRO flushes on it).
-    if (k + 1 < count ? fl != 0x10 : (fl & ~0x08) != 0x10) return 0;
-    lastFlags = fl;
-    total += dl - 8 - hlen;
+    GroSeg sk;
+    // PSH ends a train: only the last may carry it.
+    if (flags != kTcpAck || !GroParse(dk, std::min(seg, len - k * seg), &sk) || !GroFollows(prevMsg, prev, dk, sk)) return 0;
+    total += sk.payload;
+    flags = sk.flags;
+    prev = sk;
+    prevMsg = dk;
   }
-  if (20 + doff + total > 65535) return 0;
+  if (20 + s0.doff + total > 65535) return 0;
   uint8_t* dst = d + seg;  // the first datagram is a full one: its payload ends here
   for (size_t k = 1; k < count; k++) {
-    size_t dl = std::min(seg, len - k * seg);
-    size_t pl = dl - 8 - hlen;
-    memmove(dst, d + k * seg + 8 + hlen, pl);
+    size_t pl = std::min(seg, len - k * seg) - 8 - s0.hlen;
+    memmove(dst, d + k * seg + 8 + s0.hlen, pl);
     dst += pl;
   }
-  size_t tcplen = doff + total;
-  PutBe16(ip0 + 2, (uint32_t)(20 + tcplen));
-  ip0[10] = ip0[11] = 0;
-  uint16_t ipsum = (uint16_t)~CsumFold(CsumPartial(ip0, 20, 0));
-  memcpy(ip0 + 10, &ipsum, 2);
-  th0[13] = lastFlags;
-  uint64_t ps = CsumPartial(ip0 + 12, 8, 0) + BeWord(6) + BeWord((uint32_t)tcplen);
-  uint16_t partial = CsumFold(ps);  // not complemented: what a CHECKSUM_PARTIAL field holds
-  memcpy(th0 + 16, &partial, 2);
-  return 8 + hlen + total;
+  GroFinish(d, s0, total, flags);
+  return 8 + s0.hlen + total;
+}
+
+size_t GroAppend(uint8_t* a, size_t alen, const uint8_t* b, size_t blen, size_t room) {
+  GroSeg sa, sb;
+  if (!GroParse(a, alen, &sa) || sa.flags != kTcpAck || !GroParse(b, blen, &sb) || !GroFollows(a, sa, b, sb)) return 0;
+  size_t total = sa.payload + sb.payload;
+  if (20 + sa.doff + total > 65535 || alen + sb.payload > room) return 0;
+  memcpy(a + alen, b + 8 + sb.hlen, sb.payload);
+  GroFinish(a, sa, total, sb.flags);
+  return alen + sb.payload;
 }
 
 // gsoSegment(buf: Uint8Array, off, len, hdr, mtu, out: Uint8Array, meta: Int32Array) -> count | -GsoError

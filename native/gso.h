@@ -85,6 +85,11 @@ bool GroIsTrain(const uint8_t* msg, size_t len, size_t seg);
 // header included), or 0 when the train must be split instead.
 size_t GroCoalesce(uint8_t* msg, size_t len, size_t seg);
 
+// Appends message b (alen/blen: lengths with the VXLAN header) to message a when b is the
+// next segment of a's flow and a did not end with PSH, as GroCoalesce does within a train;
+// `room` bounds a's growth. Returns a's new length, or 0 (nothing changed).
+size_t GroAppend(uint8_t* a, size_t alen, const uint8_t* b, size_t blen, size_t room);
+
 void InitGso(Napi::Env env, Napi::Object exports);
 
 }  // namespace switchyard

@@ -29,7 +29,8 @@ constexpr int kBatch = 64;
 // super-frame (GroCoalesce: one TAP write instead of dozens); any other train is split into
 // its datagrams, each moved up by `headroom` bytes so that every one has room for its
 // virtio-net header. Up to kGroMaxSplit datagrams per train; a longer one is dropped
-// (reported as truncated).
+// (reported as truncated). A message that continues the flow of the frame before it in the
+// same read is appended to that frame (GroAppend).
 int ReadDatagrams(int fd, uint8_t* slab, size_t slabLen, int32_t* meta, uint32_t* srcs, int maxMsgs,
                   int frameCap, size_t slotSize, size_t headroom) {
   struct mmsghdr msgs[kBatch];
@@ -59,6 +60,7 @@ int ReadDatagrams(int fd, uint8_t* slab, size_t slabLen, int32_t* meta, uint32_t
   do { r = recvmmsg(fd, msgs, n, MSG_DONTWAIT, nullptr); } while (r < 0 && errno == EINTR);
   if (r < 0) return errno == EAGAIN ? 0 : -errno;
   int out = 0;
+  bool prevWhole = false;  // the frame before owns its whole slot (not part of a split train)
   for (int i = 0; i < r; i++) {
     size_t slot = (size_t)i * slotSize;
     size_t len = msgs[i].msg_len;
@@ -80,6 +82,7 @@ int ReadDatagrams(int fd, uint8_t* slab, size_t slabLen, int32_t* meta, uint32_t
         len = merged;
       } else {
         size_t count = (len + seg - 1) / seg;
+        prevWhole = false;
         if (count > (size_t)kGroMaxSplit || out + (int)count > frameCap - (r - 1 - i)) {
           meta[2 * out] = (int32_t)slot;
           meta[2 * out + 1] = -1;
@@ -100,9 +103,21 @@ int ReadDatagrams(int fd, uint8_t* slab, size_t slabLen, int32_t* meta, uint32_t
         continue;
       }
     }
+    // The next segment of the flow the frame before it carries (a peer's super-frame leaves as
+    // two UDP GSO sends: 44 + 3 segments): appended, one TAP write and one ACK fewer.
+    if (!trunc && prevWhole && srcs[out - 1] == src) {
+      size_t prevOff = (size_t)meta[2 * out - 2];
+      size_t prevLen = (size_t)meta[2 * out - 1] - headroom;
+      size_t grown = GroAppend(slab + prevOff + headroom, prevLen, d, len, slotSize - headroom);
+      if (grown) {
+        meta[2 * out - 1] = (int32_t)(headroom + grown);
+        continue;
+      }
+    }
     meta[2 * out] = (int32_t)slot;
     meta[2 * out + 1] = trunc ? -1 : (int32_t)(headroom + len);
     srcs[out++] = src;
+    prevWhole = !trunc;
   }
   return out;
 }
@@ -113,9 +128,12 @@ static Napi::Value UdpOpen(const Napi::CallbackInfo& info) {
   int port = info[1].As<Napi::Number>().Int32Value();
   int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return ThrowErrno(info.Env(), errno, "socket(AF_INET, SOCK_DGRAM)");
+  // 8 MiB each way: a GRO train or a peer kernel's aggregate is one 64 KiB datagram, and the
+  // default limit (net.core.rmem_max, ~200 KiB) would hold only a few. FORCE needs
+  // CAP_NET_ADMIN, which the daemon has; without it the capped size is what we get.
   int buf = 8 << 20;
-  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
-  setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof buf);
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &buf, sizeof buf) < 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
+  if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &buf, sizeof buf) < 0) setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof buf);
   // Trains of datagrams in one read (ReadDatagrams); a kernel without it reads them one by one.
   int one = 1;
   setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one);

@@ -86,7 +86,7 @@ export class Vxlan {
     // TAPs of overlay networks have TSO on: super-frames are segmented on their way out, each
     // segment fitting its network's MTU (setMtu in attach).
     this.tx = new native.VxlanTx(this.fd, this.port, hdr, this.txCounters, DEFAULT_INNER_MTU)
-    if (opts.udpGso === false || process.env.SY_EXP_NOGSO === '1') this.tx.setUdpGso(false)
+    if (opts.udpGso === false) this.tx.setUdpGso(false)
     opts.sw.forwarder.tunnelSend = (slab, desc, count) => this.tx.send(slab, desc, count)
     // Each datagram lands `hdr - 8` bytes into its slot: its VXLAN header then sits exactly
     // where the frame's virtio-net header goes, and is zeroed into one after it is read.
