@@ -9,7 +9,8 @@
         "native/batch_io.cc",
         "native/poller.cc",
         "native/icmp_socket.cc",
-        "native/udp_io.cc"
+        "native/udp_io.cc",
+        "native/gso.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_CPP_EXCEPTIONS"],

@@ -4,6 +4,7 @@
 #include <sys/resource.h>
 
 #include "batch_io.h"
+#include "gso.h"
 #include "icmp_socket.h"
 #include "udp_io.h"
 #include "poller.h"
@@ -28,6 +29,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   switchyard::InitPoller(env, exports);
   switchyard::InitIcmpSocket(env, exports);
   switchyard::InitUdpIo(env, exports);
+  switchyard::InitGso(env, exports);
   return exports;
 }
 

@@ -91,7 +91,8 @@ class Poller : public Napi::ObjectWrap<Poller> {
       Napi::Uint32Array srcs = info[6].As<Napi::Uint32Array>();
       srcsRef_ = Napi::Persistent(srcs);
       srcs_ = srcs.Data();
-      if ((size_t)maxFrames_ > srcs.ElementLength()) maxFrames_ = (int)srcs.ElementLength();
+      // meta/srcs may hold more frames than messages are read (trains split into datagrams).
+      frameCap_ = (int)std::min(meta.ElementLength() / 2, (size_t)srcs.ElementLength());
       headroom_ = info[7].As<Napi::Number>().Uint32Value();
     }
     uv_loop_t* loop = nullptr;
@@ -135,7 +136,7 @@ class Poller : public Napi::ObjectWrap<Poller> {
   // count (or -errno after delivering it).
   int Read(int limit = 0) {
     int max = limit > 0 && limit < maxFrames_ ? limit : maxFrames_;
-    if (srcs_) return ReadDatagrams(fd_, slab_, slabLen_, meta_, srcs_, max, frameMax_, headroom_);
+    if (srcs_) return ReadDatagrams(fd_, slab_, slabLen_, meta_, srcs_, max, frameCap_, frameMax_, headroom_);
     return ReadFrames(fd_, slab_, slabLen_, 0, meta_, max, frameMax_);
   }
 
@@ -195,6 +196,7 @@ class Poller : public Napi::ObjectWrap<Poller> {
   Napi::Reference<Napi::Uint32Array> srcsRef_;
   uint32_t* srcs_ = nullptr;
   size_t headroom_ = 0;
+  int frameCap_ = 0;
   Napi::FunctionReference callback_;
 };
 

@@ -177,9 +177,8 @@ export class ControlPlane implements DhcpLeaseBackend {
       if (rec.lease) continue // lives on a bare port, restored below
       const sb = rec.sandboxId ? this.sandboxes.get(rec.sandboxId) : undefined
       try {
-        const noOffload = this.nets.get(rec.networkId)!.rec.driver === 'overlay'
-        if (sb && rec.ifname) this.sw.addTapPort(rec.tap, rec.networkId, { persist: true, attachOnly: true, netnsPath: sb.netnsPath, device: rec.ifname, noOffload })
-        else this.sw.addTapPort(rec.tap, rec.networkId, { persist: true, noOffload })
+        if (sb && rec.ifname) this.sw.addTapPort(rec.tap, rec.networkId, { persist: true, attachOnly: true, netnsPath: sb.netnsPath, device: rec.ifname })
+        else this.sw.addTapPort(rec.tap, rec.networkId, { persist: true })
       } catch (e) {
         this.log.warn('endpoint device did not come back; it stays defined but without a port', { endpoint: rec.name, error: String(e) })
       }
@@ -595,7 +594,7 @@ export class ControlPlane implements DhcpLeaseBackend {
       if (this.isClustered(n)) this.cluster!.releaseAddress(n.rec.id, addr, id)
     }
     try {
-      this.sw.addTapPort(rec.tap, n.rec.id, { persist: true, noOffload: n.rec.driver === 'overlay' })
+      this.sw.addTapPort(rec.tap, n.rec.id, { persist: true })
     } catch (e) {
       undo()
       throw new ControlError('failed', 'DEVICE_FAILED', `creating TAP device ${rec.tap} failed: ${(e as Error).message}`)
@@ -1199,8 +1198,7 @@ export class ControlPlane implements DhcpLeaseBackend {
       else if (strayInHost) await netns.deleteLink(undefined, ep.tap).catch(() => undefined)
       ep.ifname = ifname
       this.store.put(KIND.endpoint, ep.id, ep)
-      const noOffload = this.nets.get(ep.networkId)!.rec.driver === 'overlay'
-      this.sw.addTapPort(ep.tap, ep.networkId, { persist: true, attachOnly: true, netnsPath: sb.netnsPath, device: ifname, noOffload })
+      this.sw.addTapPort(ep.tap, ep.networkId, { persist: true, attachOnly: true, netnsPath: sb.netnsPath, device: ifname })
       this.log.info('endpoint re-attached', { endpoint: ep.name, sandbox: sb.name, ifname })
       return this.endpointView(ep)
     })

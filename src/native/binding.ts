@@ -21,6 +21,16 @@ export interface Poller {
   close(): void
 }
 
+/** The VTEP's transmit side (native/udp_io.cc): segments TSO frames, completes checksums, sends. */
+export interface VxlanTx {
+  /** desc holds (vtep ip, vni, offset, length, result) quintuples; returns datagrams sent. */
+  send(slab: Uint8Array, desc: Int32Array, count: number): number
+  /** The inner MTU of a VNI's network (0 forgets it): segments must fit it. */
+  setMtu(vni: number, mtu: number): void
+  /** UDP GSO (one send per <= 64 segments) on or off (then one message per segment). */
+  setUdpGso(on: boolean): void
+}
+
 export interface NativeBinding {
   tapOpen(name: string, flags: number, netnsPath?: string): TapHandle
   tapSetPersist(fd: number, on: boolean): void
@@ -41,7 +51,17 @@ export interface NativeBinding {
     headroom?: number,
   ) => Poller
   udpOpen(ipv4: number, port: number): number
-  vxlanSendBatch(fd: number, slab: Uint8Array, desc: Int32Array, count: number, dstPort: number, hdr: number): number
+  VxlanTx: new (fd: number, dstPort: number, hdr: number, counters: Float64Array, defaultMtu: number) => VxlanTx
+  /** Size of VxlanTx's counters array, and where its per-reason drop counters start. */
+  vxlanTxCounters: { count: number; dropBase: number }
+  /**
+   * The transmit path's segmentation alone (tests): the frame at buf[off, off + len) with its
+   * `hdr`-byte virtio-net header, segments laid out in `out` with (offset, length) pairs in
+   * `meta`. Returns the segment count, or minus an index of gsoErrorNames.
+   */
+  gsoSegment(buf: Uint8Array, off: number, len: number, hdr: number, mtu: number, out: Uint8Array, meta: Int32Array): number
+  /** Reasons a frame is refused by the segmentation, by negated return code of gsoSegment. */
+  gsoErrorNames: string[]
   icmpOpen(): number
   raiseFdLimit(): number
   /** Keeps polling every port this long after a batch before sleeping (0: off). */

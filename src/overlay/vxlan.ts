@@ -7,29 +7,43 @@
  *   const vx = new Vxlan({ sw, bindIp: '10.0.0.1', port: 4789 })
  *   vx.attach(network.id, 5000, ['10.0.0.2'])
  */
-import { native, type Poller } from '../native/binding.js'
+import { native, type Poller, type VxlanTx } from '../native/binding.js'
 import { parseIpv4, ipv4ToString } from '../packet/ipv4.js'
 import type { Switch } from '../switch/switch.js'
 import type { Logger } from '../util/log.js'
 
 export const VXLAN_PORT = 4789
 export const VXLAN_OVERHEAD = 50
+/** Inner MTU of a VNI not attached (yet): a 1500-byte underlay's. */
+const DEFAULT_INNER_MTU = 1500 - VXLAN_OVERHEAD
 const VXLAN_HEADER = 8
 const FLAG_I = 0x08
 const BATCH = 64
 /**
- * A slot holds the largest UDP datagram: over a veth underlay the kernel's vxlan hands over
- * whole segmentation-offload aggregates (one datagram carrying up to 64 KiB of TCP).
+ * A slot holds the largest UDP message: over a veth underlay the kernel's vxlan hands over
+ * whole segmentation-offload aggregates (one datagram carrying up to 64 KiB of TCP), and with
+ * UDP GRO a peer's train of datagrams arrives as one message. 256 spare bytes: a train that is
+ * split gets its datagrams spread apart by the virtio-net header's room (native ReadDatagrams).
  */
-const SLOT = 65536 + 64
+const SLOT = 65536 + 256
+/** A train splits into at most 64 frames (native kGroMaxSplit). */
+const FRAMES = BATCH * 64
 
-export interface VxlanCounters {
+export interface VxlanRxCounters {
   rxDatagrams: number
   malformed: number
   foreignVni: number
   notMember: number
   truncated: number
 }
+
+/** What the transmit side did (native/udp_io.cc VxlanTx, in this order there). */
+const TX_COUNTERS = ['txDatagrams', 'gsoFrames', 'gsoSegments', 'checksumsCompleted', 'txSendErrors', 'udpGsoFallbacks'] as const
+export type VxlanTxCounters = Record<(typeof TX_COUNTERS)[number], number> & {
+  /** Frames refused before sending, by reason (gso.h GsoError): malformed offload headers, oversize segments. */
+  txDrops: Record<string, number>
+}
+export type VxlanCounters = VxlanRxCounters & VxlanTxCounters
 
 interface Overlay {
   networkId: string
@@ -45,17 +59,22 @@ export interface VxlanOptions {
   bindIp: string
   port?: number
   log?: Logger
+  /** Segments of a super-frame as UDP GSO sends (default) or one datagram message each. */
+  udpGso?: boolean
 }
 
 export class Vxlan {
-  readonly counters: VxlanCounters = { rxDatagrams: 0, malformed: 0, foreignVni: 0, notMember: 0, truncated: 0 }
+  private readonly rx: VxlanRxCounters = { rxDatagrams: 0, malformed: 0, foreignVni: 0, notMember: 0, truncated: 0 }
+  /** Written by the native transmit side; read only when someone asks for counters. */
+  private readonly txCounters = new Float64Array(native.vxlanTxCounters.count)
   readonly port: number
   readonly bindIp: string
   private readonly fd: number
+  private readonly tx: VxlanTx
   private readonly poller: Poller
   private readonly slab = new Uint8Array(BATCH * SLOT)
-  private readonly meta = new Int32Array(BATCH * 2)
-  private readonly srcs = new Uint32Array(BATCH)
+  private readonly meta = new Int32Array(FRAMES * 2)
+  private readonly srcs = new Uint32Array(FRAMES)
   private readonly byVni = new Map<number, Overlay>()
   private readonly byNetwork = new Map<string, Overlay>()
 
@@ -64,11 +83,26 @@ export class Vxlan {
     this.bindIp = opts.bindIp
     this.fd = native.udpOpen(parseIpv4(opts.bindIp), this.port)
     const hdr = opts.sw.io.hdr
-    opts.sw.forwarder.tunnelSend = (slab, desc, count) => native.vxlanSendBatch(this.fd, slab, desc, count, this.port, hdr)
+    // TAPs of overlay networks have TSO on: super-frames are segmented on their way out, each
+    // segment fitting its network's MTU (setMtu in attach).
+    this.tx = new native.VxlanTx(this.fd, this.port, hdr, this.txCounters, DEFAULT_INNER_MTU)
+    if (opts.udpGso === false) this.tx.setUdpGso(false)
+    opts.sw.forwarder.tunnelSend = (slab, desc, count) => this.tx.send(slab, desc, count)
     // Each datagram lands `hdr - 8` bytes into its slot: its VXLAN header then sits exactly
     // where the frame's virtio-net header goes, and is zeroed into one after it is read.
     this.poller = new native.Poller(this.fd, this.slab, this.meta, BATCH, SLOT, (n) => this.receive(n), this.srcs, hdr - VXLAN_HEADER)
     this.poller.start()
+  }
+
+  /** Receive and transmit counters (a snapshot). */
+  get counters(): VxlanCounters {
+    const c = this.txCounters
+    const out = { ...this.rx } as VxlanCounters
+    TX_COUNTERS.forEach((name, i) => (out[name] = c[i]))
+    const base = native.vxlanTxCounters.dropBase
+    out.txDrops = {}
+    for (let i = 1; i < native.gsoErrorNames.length; i++) out.txDrops[native.gsoErrorNames[i]] = c[base + i]
+    return out
   }
 
   /** Carries network `networkId` as VNI `vni` to the given VTEPs (static peers). */
@@ -78,6 +112,7 @@ export class Vxlan {
     this.byVni.set(vni, o)
     this.byNetwork.set(networkId, o)
     this.opts.sw.forwarder.setVni(this.opts.sw.networkIndex(networkId), vni)
+    this.tx.setMtu(vni, mtu)
     for (const p of peers) this.addPeer(networkId, p)
   }
 
@@ -105,6 +140,7 @@ export class Vxlan {
     for (const ip of [...o.vteps.keys()]) this.removePeer(networkId, ipv4ToString(ip))
     this.byVni.delete(o.vni)
     this.byNetwork.delete(networkId)
+    this.tx.setMtu(o.vni, 0)
   }
 
   peers(networkId: string): string[] {
@@ -127,28 +163,28 @@ export class Vxlan {
     const now = Date.now()
     fwd.begin(slab)
     for (let i = 0; i < n; i++) {
-      this.counters.rxDatagrams++
+      this.rx.rxDatagrams++
       const off = this.meta[2 * i]
       const len = this.meta[2 * i + 1]
       if (len < 0) {
-        this.counters.truncated++
+        this.rx.truncated++
         continue
       }
       const vx = off + hdr - VXLAN_HEADER
       // I must be set; the reserved bits are ignored on receipt (RFC 7348 5).
       if (len - hdr < 14 || (slab[vx] & FLAG_I) === 0) {
-        this.counters.malformed++
+        this.rx.malformed++
         continue
       }
       const vni = (slab[vx + 4] << 16) | (slab[vx + 5] << 8) | slab[vx + 6]
       const o = this.byVni.get(vni)
       if (!o) {
-        this.counters.foreignVni++
+        this.rx.foreignVni++
         continue
       }
       const port = o.vteps.get(this.srcs[i])
       if (port === undefined) {
-        this.counters.notMember++
+        this.rx.notMember++
         continue
       }
       // The VXLAN header becomes the frame's virtio-net header.

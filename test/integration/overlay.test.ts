@@ -1,5 +1,8 @@
 // Overlay networks over VXLAN: a Switchyard host and a host running the kernel's vxlan device
 // plus a bridge, and two Switchyard hosts, each host a namespace with its own underlay address.
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
 import t, { type Test } from 'tap'
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js'
 import { makeNs, sandboxName } from '../helpers/netns.js'
@@ -29,6 +32,34 @@ async function kernelHost(t: Test, ns: string, local: string, peer: string, addr
 async function overlayNet(d: TestDaemon, peers: string): Promise<void> {
   const r = await d.cli(['network', 'create', 'ov', '--driver', 'overlay', '--subnet', '10.235.0.0/24', '-o', `vni=${VNI}`, '-o', `peers=${peers}`])
   if (r.code !== 0) throw new Error(`overlay network: ${r.stderr}`)
+}
+
+/**
+ * Inner frames in a pcap of the underlay. A capture point before segmentation (a veth passes a
+ * UDP GSO send on whole) shows one packet holding several VXLAN datagrams back to back; each
+ * is walked by its inner IP length, so every inner packet is seen either way. `bad` counts
+ * datagrams whose chain does not add up.
+ */
+function innerPackets(pcap: Buffer): { sizes: number[]; bad: number } {
+  const sizes: number[] = []
+  let bad = 0
+  for (let o = 24; o + 16 <= pcap.length; ) {
+    const cap = pcap.readUInt32LE(o + 8)
+    const pkt = pcap.subarray(o + 16, o + 16 + cap)
+    o += 16 + cap
+    if (pkt.length < 42 || pkt.readUInt16BE(12) !== 0x0800 || pkt[23] !== 17) continue
+    const udp = 14 + (pkt[14] & 15) * 4
+    if (pkt.readUInt16BE(udp + 2) !== 4789) continue
+    let d = udp + 8
+    while (d + 8 + 14 + 4 <= pkt.length) {
+      const inner = d + 8
+      const ipLen = pkt.readUInt16BE(inner + 12) === 0x0800 ? pkt.readUInt16BE(inner + 16) : pkt.length - inner - 14
+      sizes.push(ipLen)
+      d = inner + 14 + ipLen
+    }
+    if (d !== pkt.length) bad++
+  }
+  return { sizes, bad }
 }
 
 async function iperf(t: Test, server: string, client: string, addr: string, reverse: boolean): Promise<number> {
@@ -65,8 +96,29 @@ t.test('interop with the kernel vxlan device', async (t) => {
   await dumped
   t.match(captured, new RegExp(`VXLAN, flags \\[I\\] \\(0x08\\), vni ${VNI}`), 'the underlay carries VXLAN with our VNI')
 
+  // TSO on the sandbox's port: 64 KiB super-frames reach the VTEP, which segments them into
+  // frames that fit the overlay MTU, with checksums the kernel's vxlan on the far side accepts.
+  const offloads = await mustInNs(sa, ['ethtool', '-k', 'eth0'])
+  t.match(offloads, /tcp-segmentation-offload: on/, 'the sandbox sends TSO frames on the overlay')
+  const stats0 = (await d.api('GET', '/v1/stats')).body.overlay
+  const pcapDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sy-ovl-'))
+  t.teardown(() => fs.rmSync(pcapDir, { recursive: true, force: true }))
+  const pcap = path.join(pcapDir, 'ul0.pcap')
+  const cap = spawnInNs(hostA, ['timeout', '20', 'tcpdump', '-i', 'ul0', '-n', '-s', '0', '-c', '300', '-w', pcap, 'udp dst port 4789 and src host ' + A])
+  t.teardown(() => cap.kill('SIGKILL'))
+  const capDone = new Promise((r) => cap.once('exit', r))
+  await sleep(800)
   const up = await iperf(t, kb, sa, '10.235.0.20', false)
-  t.ok(up > 0, `iperf3 TCP to the kernel host: ${(up / 1e9).toFixed(2)} Gbit/s`)
+  t.ok(up > 0, `iperf3 TCP to the kernel host, offloads on: ${(up / 1e9).toFixed(2)} Gbit/s`)
+  await capDone
+  const stats1 = (await d.api('GET', '/v1/stats')).body.overlay
+  t.ok(stats1.gsoFrames - stats0.gsoFrames > 100, `super-frames segmented on the way out: ${stats1.gsoFrames - stats0.gsoFrames}`)
+  t.same(Object.values(stats1.txDrops).filter((v) => v !== 0), [], 'no frame refused by the segmentation')
+  const inner = innerPackets(fs.readFileSync(pcap))
+  t.ok(inner.sizes.length >= 300, `${inner.sizes.length} inner packets on the underlay`)
+  t.equal(inner.bad, 0, 'every captured datagram walks as VXLAN datagrams with inner IPv4')
+  t.ok(inner.sizes.every((n) => n <= 1450), `every inner packet fits the overlay MTU (largest ${Math.max(...inner.sizes)})`)
+  t.ok(inner.sizes.filter((n) => n === 1450).length > 100, 'full-sized segments: the stream was segmented, not sent small')
   const down = await iperf(t, kb, sa, '10.235.0.20', true)
   t.ok(down > 0, `iperf3 TCP from the kernel host: ${(down / 1e9).toFixed(2)} Gbit/s`)
 
@@ -111,6 +163,9 @@ t.test('two Switchyard hosts with static peers', async (t) => {
   t.equal(await ping(sc, '10.235.0.11', 3), 3, 'and back')
   const bps = await iperf(t, sc, sa, '10.235.0.12', false)
   t.ok(bps > 0, `iperf3 TCP across hosts: ${(bps / 1e9).toFixed(2)} Gbit/s`)
+  const [txA, rxC] = [(await da.api('GET', '/v1/stats')).body.overlay, (await dc.api('GET', '/v1/stats')).body.overlay]
+  t.ok(txA.gsoFrames > 0 && txA.txDatagrams > txA.gsoFrames, `host A segmented ${txA.gsoFrames} super-frames into ${txA.txDatagrams} datagrams`)
+  t.ok(rxC.rxDatagrams < txA.txDatagrams / 4, `host C took them in as ${rxC.rxDatagrams} frames (UDP GRO, coalesced)`)
   const fdb = JSON.parse((await da.cli(['--format', 'json', 'fdb', 'show', '--network', 'ov'])).stdout) as { port: string }[]
   t.ok(fdb.some((e) => e.port === `vx${VNI}-${C}`), 'host A learned the remote sandbox behind VTEP C')
   const bad = await da.api('POST', '/v1/networks', { name: 'ov2', driver: 'overlay', options: { vni: String(VNI) } })
