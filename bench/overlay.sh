@@ -2,7 +2,7 @@
 # Overlay benchmark: two "hosts" joined by a veth underlay, a sandbox behind each, the sandboxes
 # on one VXLAN overlay; the kernel's vxlan device + bridge next to a Switchyard daemon on each
 # host, in one run, systems alternating, several rounds, medians and ratios to kernel vxlan.
-# Run as root.  See bench/README.md ("Overlay") and bench/RESULTS.md.
+# Run as root.  See bench/README.md ("Overlay: VXLAN between two hosts") and bench/RESULTS.md.
 #
 #   bash bench/overlay.sh [run]          measure (npm run bench:overlay)
 #   bash bench/overlay.sh setup SYSTEM   build one system and leave it up to poke at
