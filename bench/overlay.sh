@@ -181,7 +181,7 @@ teardown_switchyard() {
         [ -s "$DIR/sy$h/pid" ] || continue
         pid=$(cat "$DIR/sy$h/pid")
         if kill -0 "$pid" 2>/dev/null; then
-            [ -n "${ROUND:-}" ] && sy $h stats >"$ODIR/logs/$ROUND-switchyard-$h-stats.json" 2>&1
+            [ -n "${ROUND:-}" ] && sy $h --format json stats >"$ODIR/logs/$ROUND-switchyard-$h-stats.json" 2>&1
             sy $h sandbox rm "sbo$h" >/dev/null 2>&1
         fi
         stop_pid "$pid" 5
