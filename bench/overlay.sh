@@ -2,7 +2,7 @@
 # Overlay benchmark: two "hosts" joined by a veth underlay, a sandbox behind each, the sandboxes
 # on one VXLAN overlay; the kernel's vxlan device + bridge next to a Switchyard daemon on each
 # host, in one run, systems alternating, several rounds, medians and ratios to kernel vxlan.
-# Run as root.  See bench/README.md ("Overlay") and bench/RESULTS.md.
+# Run as root.  See bench/README.md ("Overlay: VXLAN between two hosts") and bench/RESULTS.md.
 #
 #   bash bench/overlay.sh [run]          measure (npm run bench:overlay)
 #   bash bench/overlay.sh setup SYSTEM   build one system and leave it up to poke at
@@ -181,7 +181,7 @@ teardown_switchyard() {
         [ -s "$DIR/sy$h/pid" ] || continue
         pid=$(cat "$DIR/sy$h/pid")
         if kill -0 "$pid" 2>/dev/null; then
-            [ -n "${ROUND:-}" ] && sy $h stats >"$ODIR/logs/$ROUND-switchyard-$h-stats.json" 2>&1
+            [ -n "${ROUND:-}" ] && sy $h --format json stats >"$ODIR/logs/$ROUND-switchyard-$h-stats.json" 2>&1
             sy $h sandbox rm "sbo$h" >/dev/null 2>&1
         fi
         stop_pid "$pid" 5

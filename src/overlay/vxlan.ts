@@ -30,6 +30,7 @@ const SLOT = 65536 + 256
 const FRAMES = BATCH * 64
 
 export interface VxlanRxCounters {
+  /** Frames taken in: a UDP GRO train coalesced into one super-frame counts once. */
   rxDatagrams: number
   malformed: number
   foreignVni: number

@@ -209,8 +209,7 @@ t.test('NEEDS_CSUM without GSO: the checksum is completed in place', async (t) =
   t.ok(udpOk(OUT.subarray(0, META[1]), 14), 'and stays valid')
 })
 
-t.test('malformed offload headers are refused with a reason, never a crash', async (t) => {
-  const cases: [string, () => Uint8Array, string][] = [
+const MALFORMED: [string, () => Uint8Array, string][] = [
     ['hdr_len beyond the frame', () => set(superFrame(10000).buf, (b) => ((b[2] = 0xff), (b[3] = 0xff))), 'badHdrLen'],
     ['gso_size 0', () => set(superFrame(10000).buf, (b) => ((b[4] = 0), (b[5] = 0))), 'badGsoSize'],
     ['gso_size huge (65000)', () => set(superFrame(65000).buf, (b) => ((b[4] = 65000 & 0xff), (b[5] = 65000 >> 8))), 'oversize'],
@@ -226,8 +225,10 @@ t.test('malformed offload headers are refused with a reason, never a crash', asy
     ['UFO (gso_type UDP)', () => set(superFrame(10000).buf, (b) => (b[1] = GSO_UDP)), 'unsupportedGso'],
     ['unknown gso_type', () => set(superFrame(10000).buf, (b) => (b[1] = 9)), 'unsupportedGso'],
     ['checksum offsets outside the frame', () => set(new Uint8Array(HDR + 60), (b) => ((b[0] = NEEDS_CSUM), (b[6] = 58), (b[8] = 6))), 'badCsumOffsets'],
-  ]
-  for (const [what, make, reason] of cases) t.equal(native.gsoErrorNames[-segment(make())], reason, what)
+]
+
+t.test('malformed offload headers are refused with a reason, never a crash', async (t) => {
+  for (const [what, make, reason] of MALFORMED) t.equal(native.gsoErrorNames[-segment(make())], reason, what)
 })
 
 function set(b: Uint8Array, fn: (b: Uint8Array) => unknown): Uint8Array {
@@ -321,6 +322,27 @@ for (const udpGso of [true, false]) {
     t.equal(counters[native.vxlanTxCounters.dropBase + ERR.badGsoSize], 1, 'the drop is counted by reason')
   })
 }
+
+t.test('VxlanTx: each malformed frame is a counted drop with its reason, and nothing is sent', async (t) => {
+  const rx = await listen()
+  t.teardown(() => rx.sock.close())
+  const fd = native.udpOpen(0x7f000001, 0)
+  t.teardown(() => native.closeFd(fd))
+  const counters = new Float64Array(native.vxlanTxCounters.count)
+  const tx = new native.VxlanTx(fd, rx.port, HDR, counters, MTU)
+  tx.setMtu(VNI, MTU)
+  const base = native.vxlanTxCounters.dropBase
+  for (const [what, make, reason] of MALFORMED) {
+    const frame = make()
+    const slab = Uint8Array.from(frame)
+    const desc = new Int32Array([0x7f000001, VNI, 0, slab.length, 0])
+    const before = counters[base + ERR[reason]]
+    t.equal(tx.send(slab, desc, 1), 0, `${what}: nothing sent`)
+    t.ok(desc[4] < 0 && counters[base + ERR[reason]] === before + 1, `${what}: counted as ${reason}`)
+  }
+  await new Promise((r) => setTimeout(r, 50))
+  t.equal(rx.got.length, 0, 'no datagram left')
+})
 
 t.test('VxlanTx: a NEEDS_CSUM frame leaves complete, descriptors out of the slab are refused', async (t) => {
   const rx = await listen()
