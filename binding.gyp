@@ -15,7 +15,8 @@
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_CPP_EXCEPTIONS"],
       "cflags_cc": ["-O2", "-std=c++17", "-Wall", "-Wextra", "-Wno-unused-parameter"],
-      "cflags": ["-O2"]
+      "cflags": ["-O2"],
+      "libraries": ["-luring"]
     }
   ]
 }

@@ -17,6 +17,8 @@ have python3 || need+=(python3)
 have make || need+=(make)
 have g++ || need+=(g++)
 have etcdctl || need+=(etcd-client)
+# io_uring for batched TAP reads and writes in the addon
+[ -e /usr/include/liburing.h ] || need+=(liburing-dev)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
