@@ -45,7 +45,7 @@ IP_A=10.77.0.1
 IP_B=10.77.0.2
 IPERF_PORT=5201
 CGEN=$HERE/bin/cgen
-SY="node $ROOT/bin/switchyard.js"  # Switchyard CLI
+SY="node ${BENCH_NODE_FLAGS:-} $ROOT/bin/switchyard.js"  # Switchyard CLI (BENCH_NODE_FLAGS: e.g. --trace-gc for the daemon)
 PIDS_FILE=$RUN/pids                # "PID STARTTIME" per process we started
 
 # shellcheck source=lib.sh
