@@ -78,9 +78,6 @@ FWD_ADDR=192.0.2.1
 # ------------------------------------------------------------------ helpers
 ns_exists() { [ -e "/run/netns/$1" ]; }
 sy() { timeout 20 $SY --socket "$SY_SOCK" "$@"; }
-calc() { awk "BEGIN{ $1 }" </dev/null; }
-now() { date +%s.%N; }
-HZ=$(getconf CLK_TCK)
 
 # a `dig` from the client sandbox: SERVER NAME -> "name ttl A addr" lines, sorted
 dig_from_client() {

@@ -1,9 +1,30 @@
-# Shared by the benchmark scripts (source it): logging, and processes started by a bench,
-# recorded with their start time in $PIDS_FILE so that only they are ever signalled, and
-# never a process that later reused the PID.
+# Shared by the benchmark scripts (source it): logging, CPU accounting, the one-benchmark-
+# at-a-time lock, and processes started by a bench, recorded with their start time in
+# $PIDS_FILE so that only they are ever signalled, and never a process that later reused
+# the PID.
 
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 die() { log "error: $*"; exit 1; }
+calc() { awk "BEGIN{ $1 }" </dev/null; }
+now() { date +%s.%N; }
+HZ=$(getconf CLK_TCK)
+
+cpu_ticks() { # utime+stime of SW_PIDS, all threads
+    local t=0 p v
+    for p in $SW_PIDS; do
+        v=$(awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$p/stat" 2>/dev/null) || continue
+        t=$((t + ${v:-0}))
+    done
+    echo $t
+}
+busy_ticks() { awk '/^cpu /{print $2+$3+$4+$7+$8, $2+$3+$4+$5+$6+$7+$8}' /proc/stat; }
+
+take_lock() { # WAIT_S: fd 9 on $RUN/lock, waiting at most WAIT_S for another benchmark
+    exec 9>"$RUN/lock"
+    flock -n 9 && return 0
+    log "another benchmark holds $RUN/lock: waiting for it (at most ${1}s)"
+    flock -w "$1" 9 || die "still locked after ${1}s; never run two benchmarks at once"
+}
 
 proc_start() { awk '{sub(/^.*\) /, ""); print $20}' "/proc/$1/stat" 2>/dev/null; }
 

@@ -93,9 +93,6 @@ run_wait() {
 # ------------------------------------------------------------------ helpers
 ns_exists() { [ -e "/run/netns/$1" ]; }
 sy() { timeout 15 $SY --socket "$SY_SOCK" "$@"; }
-calc() { awk "BEGIN{ $1 }" </dev/null; }
-now() { date +%s.%N; }
-HZ=$(getconf CLK_TCK)
 
 jnum() { # FILE EXPR: evaluate a JS expression over the JSON in FILE (as j); nan if none
     # (the whole file, or else its last line: the helpers print READY before their JSON)
@@ -292,15 +289,6 @@ teardown() {
 emit() { echo "$ROUND,$SYS,$1,$2" >>"$CSV"; }
 want() { case " $METRICS " in *" $1 "*) return 0 ;; esac; return 1; }
 
-cpu_ticks() { # utime+stime of SW_PIDS, all threads
-    local t=0 p v
-    for p in $SW_PIDS; do
-        v=$(awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$p/stat" 2>/dev/null) || continue
-        t=$((t + ${v:-0}))
-    done
-    echo $t
-}
-busy_ticks() { awk '/^cpu /{print $2+$3+$4+$7+$8, $2+$3+$4+$5+$6+$7+$8}' /proc/stat; }
 snap() { C0=$(cpu_ticks); B0=$(busy_ticks); T0=$(now); }
 unsnap() { # METRIC: <m>_cpu_pct (NAT process, 100 = one core), <m>_busy_pct (whole machine)
     local c1 b1 t1; c1=$(cpu_ticks); b1=$(busy_ticks); t1=$(now)
@@ -553,11 +541,7 @@ CMDLINE="$0 $*"
 case "${1:-run}" in list) echo "$ALL_SYSTEMS"; exit 0 ;; -h|--help|help) sed -n '2,30p' "$0"; exit 0 ;; esac
 mkdir -p "$RUN" "$DIR"
 touch "$PIDS_FILE"
-exec 9>"$RUN/lock"
-if ! flock -n 9; then
-    log "another benchmark holds $RUN/lock: waiting for it (at most ${LOCK_WAIT}s)"
-    flock -w "$LOCK_WAIT" 9 || die "still locked after ${LOCK_WAIT}s; never run two benchmarks at once"
-fi
+take_lock "$LOCK_WAIT"
 trap on_exit EXIT
 trap 'on_signal INT' INT
 trap 'on_signal TERM' TERM

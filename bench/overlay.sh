@@ -202,18 +202,6 @@ teardown() {
 }
 
 # ------------------------------------------------------------------ metrics
-HZ=$(getconf CLK_TCK)
-cpu_ticks() { # utime+stime of SW_PIDS, all threads
-    local t=0 p v
-    for p in $SW_PIDS; do
-        v=$(awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$p/stat" 2>/dev/null) || continue
-        t=$((t + ${v:-0}))
-    done
-    echo $t
-}
-busy_ticks() { awk '/^cpu /{print $2+$3+$4+$7+$8, $2+$3+$4+$5+$6+$7+$8}' /proc/stat; }
-now() { date +%s.%N; }
-calc() { awk "BEGIN{ $1 }" </dev/null; }
 emit() { echo "$ROUND,$SYS,$1,$2" >>"$CSV"; }
 want() { case " $METRICS " in *" $1 "*) return 0 ;; esac; return 1; }
 jnum() { # FILE EXPR: a JS expression over the JSON in FILE (as j)
@@ -387,11 +375,7 @@ touch "$PIDS_FILE"
 # BENCH_OVERLAY_LOCK_HELD=1: the caller holds the lock already, e.g. around setup, poking at
 # the system and teardown: flock /tmp/switchyard-bench/lock sh -c '...; bash bench/overlay.sh teardown'
 if [ "${BENCH_OVERLAY_LOCK_HELD:-0}" != 1 ]; then
-    exec 9>"$RUN/lock"
-    if ! flock -n 9; then
-        log "another benchmark holds $RUN/lock: waiting for it (at most ${LOCK_WAIT}s)"
-        flock -w "$LOCK_WAIT" 9 || die "still locked after ${LOCK_WAIT}s; never run two benchmarks at once"
-    fi
+    take_lock "$LOCK_WAIT"
 fi
 trap on_exit EXIT
 trap 'on_signal INT' INT

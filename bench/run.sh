@@ -284,22 +284,10 @@ teardown() {
 }
 
 # ------------------------------------------------------------------ metrics
-HZ=$(getconf CLK_TCK)
 
-cpu_ticks() { # utime+stime of SW_PIDS, all threads
-    local t=0 p v
-    for p in $SW_PIDS; do
-        v=$(awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$p/stat" 2>/dev/null) || continue
-        t=$((t + ${v:-0}))
-    done
-    echo $t
-}
-busy_ticks() { awk '/^cpu /{print $2+$3+$4+$7+$8, $2+$3+$4+$5+$6+$7+$8}' /proc/stat; }
-now() { date +%s.%N; }
 
 emit() { echo "$ROUND,$SYS,$1,$2" >>"$CSV"; }
 want() { case " $METRICS " in *" $1 "*) return 0 ;; esac; return 1; }
-calc() { awk "BEGIN{ $1 }" </dev/null; }
 
 # Snapshot before a test, and the common CPU figures after it:
 #   <m>_cpu_pct   switch CPU time / wall time (100 = one core)
