@@ -11,7 +11,9 @@
 # Knobs (environment): BENCH_ROUNDS (3), BENCH_SYSTEMS ("kernel-bridge
 # switchyard"), BENCH_TCP_T (8 s measured, after 1 s omitted), BENCH_PPS_T (5 s),
 # BENCH_PING_N (500), BENCH_PING_I (0.002 s), BENCH_METRICS ("pps tcp1 tcp4
-# ping"), BENCH_OUT (bench/out), BENCH_RUN (/tmp/switchyard-bench, scratch).
+# ping"), BENCH_OUT (bench/out), BENCH_RUN (/tmp/switchyard-bench, scratch),
+# BENCH_SY_ARGS (extra daemon options, e.g. "--busy-poll 0"), BENCH_NODE_FLAGS (the
+# daemon's node options, e.g. --trace-gc).
 #
 # Topology: netns sbA (10.77.0.1/24) and sbB (10.77.0.2/24), one interface
 # each, joined by the system under test; iperf3 server in sbB, clients and the
@@ -36,6 +38,7 @@ PING_I=${BENCH_PING_I:-0.002}
 METRICS=${BENCH_METRICS:-pps tcp1 tcp4 ping}
 OUT=$(realpath -m "${BENCH_OUT:-$HERE/out}")
 RUN=$(realpath -m "${BENCH_RUN:-/tmp/switchyard-bench}")
+SY_ARGS=${BENCH_SY_ARGS:-}
 
 ALL_SYSTEMS="kernel-bridge switchyard ovs-tso vde"
 BASELINE=kernel-bridge
@@ -45,7 +48,7 @@ IP_A=10.77.0.1
 IP_B=10.77.0.2
 IPERF_PORT=5201
 CGEN=$HERE/bin/cgen
-SY="node ${BENCH_NODE_FLAGS:-} $ROOT/bin/switchyard.js"  # Switchyard CLI (BENCH_NODE_FLAGS: e.g. --trace-gc for the daemon)
+SY="node ${BENCH_NODE_FLAGS:-} $ROOT/bin/switchyard.js"  # Switchyard CLI
 PIDS_FILE=$RUN/pids                # "PID STARTTIME" per process we started
 
 # shellcheck source=lib.sh
@@ -152,7 +155,7 @@ setup_switchyard() {
     rm -rf "$SY_DIR"; mkdir -p "$SY_DIR/state"
     local logf=$OUT/logs/${ROUND:-setup}-switchyard-daemon.log
     mkdir -p "$(dirname "$logf")"
-    $SY daemon --socket "$SY_DIR/sock" --state-dir "$SY_DIR/state" >"$logf" 2>&1 9>&- &
+    $SY daemon --socket "$SY_DIR/sock" --state-dir "$SY_DIR/state" $SY_ARGS >"$logf" 2>&1 9>&- &
     SY_PID=$!
     remember_pid "$SY_PID"
     echo "$SY_PID" >"$SY_DIR/pid"
@@ -177,7 +180,7 @@ setup_switchyard() {
         *"tx-checksumming: on"*"tcp-segmentation-offload: on"*) ;;
         *) log "warning: switchyard TAP sbtA offloads are not on: $offa" ;;
     esac
-    NOTE="switchyard $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$([ -n "$(git -C "$ROOT" status --porcelain -- src native 2>/dev/null)" ] && echo +uncommitted); node $(node -v); daemon pid $SY_PID in root netns, TAP ports sbtA/sbtB on network default moved into sbA/sbB; sbA:sbtA $offa"
+    NOTE="switchyard $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$([ -n "$(git -C "$ROOT" status --porcelain -- src native 2>/dev/null)" ] && echo +uncommitted); node $(node -v); daemon pid $SY_PID in root netns${SY_ARGS:+ ($SY_ARGS)}, TAP ports sbtA/sbtB on network default moved into sbA/sbB; sbA:sbtA $offa"
 }
 teardown_switchyard() {
     [ -n "$SY_PID" ] || { [ -s "$SY_DIR/pid" ] && SY_PID=$(cat "$SY_DIR/pid"); }
@@ -430,7 +433,7 @@ write_env() {
         echo "memory: $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)"
         echo "node: $(node -v 2>/dev/null); iperf3: $(iperf3 --version 2>/dev/null | head -1)"
         echo "repo: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null) $(git -C "$ROOT" status --porcelain -- src native bin 2>/dev/null | wc -l) changed files under src/native/bin"
-        echo "knobs: BENCH_ROUNDS=$ROUNDS BENCH_SYSTEMS='$SYSTEMS' BENCH_TCP_T=$TCP_T BENCH_PPS_T=$PPS_T BENCH_PING_N=$PING_N BENCH_PING_I=$PING_I BENCH_METRICS='$METRICS'"
+        echo "knobs: BENCH_ROUNDS=$ROUNDS BENCH_SYSTEMS='$SYSTEMS' BENCH_TCP_T=$TCP_T BENCH_PPS_T=$PPS_T BENCH_PING_N=$PING_N BENCH_PING_I=$PING_I BENCH_METRICS='$METRICS' BENCH_SY_ARGS='$SY_ARGS'"
         echo "loadavg at start: $(cat /proc/loadavg)"
         echo "machine busy in the 2 s before start: ${IDLE_CHECK}% (other load skews every figure)"
     } >"$OUT/env.txt"
