@@ -3,7 +3,8 @@
  * beyond its network is terminated at the gateway and carried on the daemon's own sockets
  * (as slirp4netns and passt do), so the far side sees the host's address; published ports
  * are host sockets whose connections the switch carries into the sandbox, showing the real
- * client address. Every flow is tracked in one bounded table.
+ * client address. Every flow is tracked in one bounded table. Egress UDP shares one host
+ * socket per sandbox address and port among its remotes (udp-mappings.ts).
  *
  *   const nat = new Nat({ send: sw.sendFrame })
  *   gateway → nat.egress(net, inPort, slab, eth, len, hdr)   // frames for the outside

@@ -6,7 +6,7 @@
  * talks to goes to the socket's owner, which filters it (egress) or takes it as a new
  * client (published).
  *
- *   const host = new UdpHostSocket(env, sock, (msg, rinfo) => ...)   // unknown senders
+ *   const host = new UdpHostSocket(env, sock, (msg, ip, rinfo) => ...)   // unknown senders
  *   const flow = host.track(key, net, sandboxIp, sport, remoteIp, dport, 'egress', side, remote, dport)
  *   flow.fromSandbox(slab, off, len)
  */
@@ -110,10 +110,6 @@ export class UdpHostSocket {
       env.counters.socketErrors++
       this.closeFlows('socket error')
     })
-  }
-
-  get size(): number {
-    return this.flows.size
   }
 
   /** A flow already talks to this sender through this socket. */
