@@ -12,7 +12,7 @@ import { inNs, must, mustInNs, sleep, spawnInNs, waitFor } from '../helpers/sh.j
 
 t.test('egress UDP mappings', async (t) => {
   // Short UDP timeouts, so that the test of them does not wait long.
-  const { outside, d } = await natWorld(t, ['--nat-udp-timeout', '3', '--nat-udp-stream-timeout', '6'])
+  const { outside, d } = await natWorld(t, ['--nat-udp-timeout', '3', '--nat-udp-stream-timeout', '8'])
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sy-nat-'))
   t.teardown(() => fs.rmSync(tmp, { recursive: true, force: true }))
   const fan = sandboxName(t, 'nt')
@@ -77,7 +77,7 @@ t.test('egress UDP mappings', async (t) => {
   await t.test('UDP flows expire after the configured timeouts; the mapping with its last flow', async (t) => {
     const s = await natStats(d)
     t.equal(s.udpTimeoutSeconds, 3)
-    t.equal(s.udpStreamTimeoutSeconds, 6)
+    t.equal(s.udpStreamTimeoutSeconds, 8)
     const ip = await sandboxIp(d, fan)
     const start = Date.now()
     // One remote answers (10.226.0.10:7100, an echo), one does not (nothing listens on 7999).
@@ -85,12 +85,15 @@ t.test('egress UDP mappings', async (t) => {
     t.match(r.stdout, /echo:hi/)
     const mine = async () => (await natFlows(d)).filter((f) => f.proto === 'udp' && f.sandboxAddress === `${ip}:40001`)
     t.equal((await mine()).length, 2)
-    const one = await waitFor(async () => ((await mine()).length === 1 ? await mine() : undefined), 6000)
+    const one = await waitFor(async () => {
+      const m = await mine()
+      return m.length === 1 ? m : undefined
+    }, 6000)
     t.ok(Date.now() - start >= 3000, `the unanswered flow went after ${Date.now() - start} ms`)
     t.same(one?.map((f) => f.state), ['replied'], 'the answered one stays')
     t.ok(await waitFor(async () => (await mine()).length === 0, 8000), 'until its own timeout')
-    t.ok(Date.now() - start >= 6000, `after ${Date.now() - start} ms`)
-    // By now every egress UDP flow of this daemon is idle past 6 s: no mapping, no socket left.
+    t.ok(Date.now() - start >= 8000, `after ${Date.now() - start} ms`)
+    // By now every egress UDP flow of this daemon is idle past 8 s: no mapping, no socket left.
     t.ok(await waitFor(async () => (await natStats(d)).udpMappings === 0, 8000), 'every mapping closed with its last flow')
   })
 })
@@ -124,8 +127,8 @@ t.test('UDP mappings at scale', async (t) => {
     t.equal(s?.sockets, 4, 'holding four sockets')
     t.equal(s?.conntrack.refusedSockets, 0)
     t.ok(fds() - fds0 <= 8, `the daemon's descriptors: ${fds0} -> ${fds()}`)
-    const flows = await natFlows(d)
-    t.equal(flows.length, 20000, 'nat ls lists them all')
+    const ls = await d.cli(['--format', 'json', 'nat', 'ls'])
+    t.equal((JSON.parse(ls.stdout) as unknown[]).length, 20000, 'nat ls lists them all')
     t.equal((await d.cli(['stats'])).code, 0)
   })
 
