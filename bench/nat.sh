@@ -13,14 +13,16 @@
 # switchyard pasta"), BENCH_TCP_T (8 s measured, after 1 s omitted),
 # BENCH_NAT_CONN_T (5 s of HTTP requests), BENCH_NAT_CONN_C (8 in parallel),
 # BENCH_NAT_METRICS ("tcp-egress tcp-published conn-egress conn-published"; empty = none),
-# BENCH_NAT_FLOW_TESTS ("egress:100000 published:100000 egress:15000"; empty =
-# none), BENCH_NAT_FLOW_RATE (5000 source ports/s), BENCH_NAT_LOCK_WAIT (3600 s
+# BENCH_NAT_FLOW_TESTS ("egress:100000:4 published:100000 egress:15000"; each
+# DIR:FLOWS[:SOURCE_PORTS]; empty = none), BENCH_NAT_FLOW_RATE (10000 flows/s),
+# BENCH_NAT_LOCK_WAIT (3600 s
 # to wait for another benchmark's lock), BENCH_OUT (bench/out), BENCH_RUN
 # (/tmp/switchyard-bench: its lock is shared with bench/run.sh and bench/dns.sh).
 #
 # Topology (every name starts with sbn; no traffic leaves these namespaces):
 #   sbnO  "outside": 10.82.0.2/24 on sbnvH, iperf3 server :5201, HTTP :8080,
-#         UDP sink :9000/:9001 (flow tests); the clients of published ports.
+#         UDP sink :9000/:9001 (flow tests; with SOURCE_PORTS also 10.82.0.100.. and
+#         :20000-20499); the clients of published ports.
 #   host  sbnH (switchyard: the daemon), sbnK (kernel-nat: bridge + iptables) or
 #         sbnP (pasta): 10.82.0.1/24 on sbnvO, the veth peer of sbnO's sbnvH.
 #   sbnS  the sandbox: default route via its gateway; iperf3 server :5201, HTTP
@@ -40,8 +42,8 @@ TCP_T=${BENCH_TCP_T:-8}
 CONN_T=${BENCH_NAT_CONN_T:-5}
 CONN_C=${BENCH_NAT_CONN_C:-8}
 METRICS=${BENCH_NAT_METRICS-tcp-egress tcp-published conn-egress conn-published}
-FLOW_TESTS=${BENCH_NAT_FLOW_TESTS-egress:100000 published:100000 egress:15000}
-FLOW_RATE=${BENCH_NAT_FLOW_RATE:-5000}
+FLOW_TESTS=${BENCH_NAT_FLOW_TESTS-egress:100000:4 published:100000 egress:15000}
+FLOW_RATE=${BENCH_NAT_FLOW_RATE:-10000}
 LOCK_WAIT=${BENCH_NAT_LOCK_WAIT:-3600}
 OUT=$(realpath -m "${BENCH_OUT:-$HERE/out}")
 RUN=$(realpath -m "${BENCH_RUN:-/tmp/switchyard-bench}")
@@ -66,6 +68,9 @@ P_GW=10.85.0.1 P_SB=10.85.0.2                             # pasta's sandbox addr
 IPERF_PORT=5201 HTTP_PORT=8080 UDP_PORTS="9000 9001"
 PUB_IPERF=5202 PUB_HTTP=8082 PUB_UDP="9002 9003"          # published host ports
 FLOW_FIRST_PORT=10000              # flow tests: source ports FIRST .. FIRST + N/2 - 1, two destination ports
+# flow tests with SOURCE_PORTS: each source port to N/SOURCE_PORTS destinations, addresses
+# SPREAD_NET.SPREAD_FIRST.. of sbnO (added for the test) x ports SPREAD_PORT .. + SPREAD_PORTS - 1
+SPREAD_NET=10.82.0 SPREAD_FIRST=100 SPREAD_ADDRS=150 SPREAD_PORT=20000 SPREAD_PORTS=500
 
 # shellcheck source=lib.sh
 . "$HERE/lib.sh"
@@ -366,14 +371,25 @@ tracked_flows() {
 
 # Flow test: N UDP flows, one datagram each, from N/2 source ports to two destination ports;
 # egress = sandbox -> sbnO 9000/9001; published = sbnO -> host ports 9002/9003 -> sandbox
-# 9000/9001.  Unanswered UDP flows stay tracked for 30 s (Switchyard and conntrack alike);
-# the figures are read 2 s after the generator ends.
-measure_flows() { # DIR N
-    local dir=$1 n=$2 m="flows_$1_$2" ports=$(($2 / 2)) sink_ns gen_ns dst dports
-    if [ "$dir" = egress ]; then sink_ns=sbnO gen_ns=sbnS dst=$OUT_IP dports=$UDP_PORTS
-    else sink_ns=sbnS gen_ns=sbnO dst=$HOST_IP dports=$PUB_UDP; fi
+# 9000/9001.  With SOURCE_PORTS (egress only): from that many source ports, each to
+# N/SOURCE_PORTS destinations (addresses of sbnO x ports, see SPREAD_*), as a sandbox talking
+# to many remotes from one port does.  Unanswered UDP flows stay tracked for 30 s
+# (Switchyard and conntrack alike); the figures are read 2 s after the generator ends.
+measure_flows() { # DIR N [SOURCE_PORTS]
+    local dir=$1 n=$2 sp=${3:-} m="flows_$1_$2${3:+_sp$3}" sink_ns gen_ns gen sink_ports=$UDP_PORTS
+    if [ -n "$sp" ]; then
+        local per=$((n / sp)) np=$SPREAD_PORTS na i
+        [ $per -lt $np ] && np=$per
+        na=$(((per + np - 1) / np))
+        for i in $(seq 0 $((na - 1))); do
+            ip -n sbnO addr add $SPREAD_NET.$((SPREAD_FIRST + i))/24 dev sbnvH || { emit error "${m}_addr_failed"; return 1; }
+        done
+        sink_ns=sbnO gen_ns=sbnS sink_ports=$SPREAD_PORT-$((SPREAD_PORT + np - 1))
+        gen=("$SPREAD_NET.$SPREAD_FIRST-$SPREAD_NET.$((SPREAD_FIRST + na - 1))" $FLOW_FIRST_PORT "$sp" "$sink_ports" --per-port "$per")
+    elif [ "$dir" = egress ]; then sink_ns=sbnO gen_ns=sbnS gen=($OUT_IP $FLOW_FIRST_PORT $((n / 2)) $UDP_PORTS)
+    else sink_ns=sbnS gen_ns=sbnO gen=($HOST_IP $FLOW_FIRST_PORT $((n / 2)) $PUB_UDP); fi
     local sl=$ODIR/logs/$TAG-udp-sink.log
-    bg $sink_ns "$sl" node "$NATB/udp-sink.mjs" 0.0.0.0 $UDP_PORTS
+    bg $sink_ns "$sl" node "$NATB/udp-sink.mjs" 0.0.0.0 $sink_ports
     local sink=$BG_PID
     wait_ready "$sl" "$sink" || { emit error "${m}_sink_failed"; return 1; }
     sleep 1
@@ -382,7 +398,7 @@ measure_flows() { # DIR N
     s0=$(slab_kb); c0=$(ct_slab_kb)
     local j=$ODIR/json/$TAG-$m.json
     snap
-    run_wait "$j" "$j.err" $gen_ns timeout 300 node "$NATB/udp-flows.mjs" "$dst" $FLOW_FIRST_PORT $ports $dports --rate "$FLOW_RATE"
+    run_wait "$j" "$j.err" $gen_ns timeout 300 node "$NATB/udp-flows.mjs" "${gen[@]}" --rate "$FLOW_RATE"
     unsnap "$m"
     sleep 2
     local tr r1 f1 s1 c1 api=1
@@ -446,15 +462,16 @@ run_traffic() { # one system: setup, servers, TCP and connection tests, teardown
     teardown
 }
 
-run_flows() { # one system, one flow test, on a fresh setup
-    local t=$1 dir=${1%%:*} n=${1#*:}
-    TAG=$ROUND-$SYS-flows-$dir-$n
-    log "round $ROUND: $SYS flows: $n UDP $dir"
+run_flows() { # one system, one flow test (DIR:N[:SOURCE_PORTS]), on a fresh setup
+    local dir n sp
+    IFS=: read -r dir n sp <<<"$1"
+    TAG=$ROUND-$SYS-flows-$dir-$n${sp:+-sp$sp}
+    log "round $ROUND: $SYS flows: $n UDP $dir${sp:+ from $sp source ports}"
     if ! "setup_${SYS//-/_}"; then log "$SYS: setup failed"; emit error setup_failed; teardown; return; fi
     # one frame from the sandbox first, as any real one sends: pasta learns the sandbox's MAC
     # from it and delivers nothing inbound before (IPv6 is off here, so no NDP/RS does it)
     ip netns exec sbnS ping -n -q -c 1 -W 1 "$SB_GW" >/dev/null 2>&1
-    measure_flows "$dir" "$n"
+    measure_flows "$dir" "$n" "$sp"
     [ -n "$SW_PIDS" ] && ! kill -0 $SW_PIDS 2>/dev/null && { log "$SYS: NAT process died"; emit error nat_process_died; }
     teardown
 }
@@ -468,9 +485,17 @@ check_args() {
     for t in $METRICS; do
         case $t in tcp-egress|tcp-published|conn-egress|conn-published) ;; *) die "unknown metric '$t' (tcp-egress tcp-published conn-egress conn-published)" ;; esac
     done
+    local dir n sp
     for t in $FLOW_TESTS; do
-        case $t in egress:[0-9]*|published:[0-9]*) ;; *) die "bad flow test '$t' (egress:N or published:N)" ;; esac
-        [ "${t#*:}" -le 120000 ] || die "flow test '$t': at most 120000 flows (60000 source ports)"
+        IFS=: read -r dir n sp <<<"$t"
+        [[ $t =~ ^(egress|published):[0-9]+(:[0-9]+)?$ ]] || die "bad flow test '$t' (egress:N[:SOURCE_PORTS] or published:N)"
+        if [ -z "$sp" ]; then
+            [ "$n" -le 120000 ] || die "flow test '$t': at most 120000 flows (60000 source ports)"
+            continue
+        fi
+        [ "$dir" = egress ] || die "flow test '$t': SOURCE_PORTS only for egress (published flows go to two host ports)"
+        [ "$sp" -ge 1 ] && [ "$sp" -le 1000 ] && [ $((n % sp)) = 0 ] || die "flow test '$t': SOURCE_PORTS from 1 to 1000, dividing N"
+        [ $((n / sp)) -le $((SPREAD_ADDRS * SPREAD_PORTS)) ] || die "flow test '$t': at most $((SPREAD_ADDRS * SPREAD_PORTS)) destinations per source port"
     done
     [ "$ROUNDS" -ge 1 ] 2>/dev/null || die "BENCH_ROUNDS must be >= 1"
 }

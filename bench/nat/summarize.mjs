@@ -134,12 +134,13 @@ if (main.length) {
   }
 }
 
-// flow tests: metrics flows_<dir>_<n>_<what>
-const flowTests = [...new Set(systems.flatMap((s) => [...(values.get(s)?.keys() ?? [])]).map((m) => m.match(/^flows_(egress|published)_(\d+)_/)).filter(Boolean).map((x) => `${x[1]}_${x[2]}`))]
+// flow tests: metrics flows_<dir>_<n>[_sp<source ports>]_<what>
+const flowTests = [...new Set(systems.flatMap((s) => [...(values.get(s)?.keys() ?? [])]).map((m) => m.match(/^flows_((?:egress|published)_\d+(?:_sp\d+)?)_/)?.[1]).filter(Boolean))]
 for (const t of flowTests) {
-  const [dir, count] = t.split('_')
+  const [dir, count, spS] = t.split('_')
+  const sp = spS ? Number(spS.slice(2)) : 0
   const m = (w) => `flows_${t}_${w}`
-  out.push(`### ${Number(count).toLocaleString('en')} UDP flows, ${dir} (medians)\n`)
+  out.push(`### ${Number(count).toLocaleString('en')} UDP flows, ${dir}${sp ? ` from ${sp} source ports` : ''} (medians)\n`)
   const rows = order.map((s) => {
     const tr = med(s, m('tracked'))
     const r0 = med(s, m('rss_before_mb'))
@@ -161,8 +162,12 @@ for (const t of flowTests) {
     ]
   })
   out.push(table(['system', 'tracked', 'delivered', 'RSS MiB before -> after', 'RSS B/tracked flow', 'fds before -> after', 'kernel slab Δ MiB', 'conntrack slab Δ MiB', 'API answered', 'generator s'], rows))
+  const per = Number(count) / sp
+  const shape = sp
+    ? `From the sandbox: ${sp} source ports (10000..), each to ${per.toLocaleString('en')} destinations (${Math.ceil(per / Math.min(per, 500))} addresses of the outside netns x ${Math.min(per, 500)} ports)`
+    : `${dir === 'egress' ? 'From the sandbox: source ports ' : 'From the outside netns to two published UDP host ports: source ports '}10000.. (${Number(count) / 2} of them) x 2 destination ports`
   out.push(
-    `\n${dir === 'egress' ? 'From the sandbox: source ports ' : 'From the outside netns to two published UDP host ports: source ports '}10000.. (${Number(count) / 2} of them) x 2 destination ports, one datagram each, paced; read 2 s after the generator ends. tracked = Switchyard \`stats\` nat.flows / the kernel's nf_conntrack_count in its host netns (pasta has no count); delivered = datagrams the sink received. RSS = the NAT process (Switchyard daemon, pasta). kernel slab Δ = /proc/meminfo Slab, whole machine (indicative: anything else running moves it); conntrack slab Δ = the nf_conntrack cache. API answered = Switchyard's \`stats\` answered right after the flows were made.\n`,
+    `\n${shape}, one datagram each, paced; read 2 s after the generator ends. tracked = Switchyard \`stats\` nat.flows / the kernel's nf_conntrack_count in its host netns (pasta has no count); delivered = datagrams the sink received. RSS = the NAT process (Switchyard daemon, pasta). kernel slab Δ = /proc/meminfo Slab, whole machine (indicative: anything else running moves it); conntrack slab Δ = the nf_conntrack cache. API answered = Switchyard's \`stats\` answered right after the flows were made.\n`,
   )
 }
 
@@ -172,7 +177,7 @@ const perRound = [
   ['tcp_published_gbps', 'TCP published'],
   ['conn_egress_per_s', 'conn/s egress'],
   ['conn_published_per_s', 'conn/s published'],
-  ...flowTests.map((t) => [`flows_${t}_tracked`, `tracked ${t.replace('_', ' ')}`]),
+  ...flowTests.map((t) => [`flows_${t}_tracked`, `tracked ${t.replaceAll('_', ' ')}`]),
 ].filter(([m]) => has(m))
 if (perRound.length) {
   out.push('### Per round\n')

@@ -1,11 +1,16 @@
-// UDP sink for bench/nat.sh: binds HOST:PORT for each PORT given, counts datagrams and
-// distinct sources, answers nothing.  Prints READY once bound; on SIGUSR2 (and on
-// SIGTERM, before exiting) prints {"datagrams":N,"sources":N}.
+// UDP sink for bench/nat.sh: binds HOST:PORT for each PORT given (or each port of an
+// inclusive range FIRST-LAST), counts datagrams and distinct sources, answers nothing.
+// Prints READY once bound; on SIGUSR2 (and on SIGTERM, before exiting) prints
+// {"datagrams":N,"sources":N}.
 //
-//   node udp-sink.mjs HOST PORT...
+//   node udp-sink.mjs HOST PORT[-PORT]...
 import dgram from 'node:dgram'
 
-const [host, ...ports] = process.argv.slice(2)
+const [host, ...specs] = process.argv.slice(2)
+const ports = specs.flatMap((s) => {
+  const [a, b = a] = s.split('-').map(Number)
+  return Array.from({ length: b - a + 1 }, (_, i) => String(a + i))
+})
 let datagrams = 0
 const sources = new Set()
 let bound = 0

@@ -75,6 +75,9 @@ program
   .option('--busy-poll <us>', 'keep polling this many microseconds after traffic before sleeping (0: off)', int('--busy-poll', 0, 100_000), 50)
   .option('--busy-poll-light <us>', 'the same while traffic is light (under 10k frames/s): request/response latency', int('--busy-poll-light', 0, 1_000_000), 5000)
   .option('--nat-max-per-sandbox <n>', 'most tracked NAT flows of one sandbox', int('--nat-max-per-sandbox', 1, 10_000_000), 8192)
+  .option('--nat-max-sockets <n>', 'most host sockets for NAT: one per TCP flow, one per UDP mapping (default: the open-file limit less 1024)', int('--nat-max-sockets', 1, 10_000_000))
+  .option('--nat-udp-timeout <seconds>', 'idle timeout of a UDP flow nobody answered yet', int('--nat-udp-timeout', 1, 86_400), 30)
+  .option('--nat-udp-stream-timeout <seconds>', 'idle timeout of a UDP flow that got an answer', int('--nat-udp-stream-timeout', 1, 86_400), 180)
   .option('--docker-plugin-socket <path>', `serve Docker's remote network and IPAM driver here; Docker names the driver after the file (default ${DEFAULT_DOCKER_PLUGIN_SOCKET})`)
   .option('--no-docker-plugin', "do not serve Docker's plugin protocol")
   .action(async (o) => {
@@ -90,8 +93,13 @@ program
       fdbPortLimit: o.fdbPortMax,
       agingSeconds: o.aging,
       dns: o.dns,
-      natMaxFlows: o.natMaxFlows,
-      natMaxPerSandbox: o.natMaxPerSandbox,
+      nat: {
+        maxFlows: o.natMaxFlows,
+        maxPerSandbox: o.natMaxPerSandbox,
+        maxSockets: o.natMaxSockets,
+        udpTimeoutMs: o.natUdpTimeout * 1000,
+        udpStreamTimeoutMs: o.natUdpStreamTimeout * 1000,
+      },
       busyPollUs: o.busyPoll,
       busyPollLightUs: o.busyPollLight,
       advertiseAddr: o.advertiseAddr,
@@ -209,16 +217,25 @@ fdb
 
 // ---- stats -----------------------------------------------------------------------------
 
+type NatStats = Record<'flows' | 'maxFlows' | 'maxPerSandbox' | 'sockets' | 'maxSockets' | 'udpMappings' | 'udpTimeoutSeconds' | 'udpStreamTimeoutSeconds' | 'udpFiltered' | 'socketErrors', number> & {
+  conntrack: Record<'refusedSockets' | 'refusedTableFull' | 'refusedSandboxLimit', number>
+}
+
 program
   .command('stats')
   .description('switch and per-port counters')
   .action(async () => {
-    const s = await api<{ fdb: Record<string, number>; ports: PortRow[]; portsLost: number }>('GET', '/v1/stats')
+    const s = await api<{ fdb: Record<string, number>; ports: PortRow[]; portsLost: number; nat?: NatStats }>('GET', '/v1/stats')
     if (g().format === 'json') {
       out(renderObject(s))
       return
     }
     out(`fdb: ${s.fdb.entries}/${s.fdb.capacity} entries (per-port limit ${s.fdb.portLimit}, aging ${s.fdb.agingSeconds}s); learned ${s.fdb.learned}, moved ${s.fdb.moved}, refused ${s.fdb.refused}, evicted ${s.fdb.evicted}, aged ${s.fdb.aged}`)
+    const n = s.nat
+    if (n) {
+      out(`nat: ${n.flows}/${n.maxFlows} flows (per sandbox ${n.maxPerSandbox}); sockets ${n.sockets}/${n.maxSockets}, of them ${n.udpMappings} UDP mappings; UDP timeouts ${n.udpTimeoutSeconds}s/${n.udpStreamTimeoutSeconds}s`)
+      out(`nat refused: ${n.conntrack.refusedSockets} no socket, ${n.conntrack.refusedTableFull} table full, ${n.conntrack.refusedSandboxLimit} sandbox limit; ${n.udpFiltered} UDP filtered, ${n.socketErrors} socket errors`)
+    }
     out(`ports lost: ${s.portsLost}`)
     out(render(s.ports, [...portColumns, { header: 'RX BYTES', get: (p: PortRow) => p.counters.rxBytes }, { header: 'TX BYTES', get: (p: PortRow) => p.counters.txBytes }], 'table'))
   })

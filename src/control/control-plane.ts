@@ -39,7 +39,7 @@ import {
   formatPublish,
   type PublishSpec,
 } from './model.js'
-import { PublishError, type PublishTarget } from '../nat/nat.js'
+import { PublishError, type NatLimits, type PublishTarget } from '../nat/nat.js'
 import { parseIpv4 } from '../packet/ipv4.js'
 import * as netns from './netns.js'
 import type { ClusterLink } from '../cluster/link.js'
@@ -85,8 +85,7 @@ export interface ControlPlaneOptions {
   resolvConf?: (net: NetworkRecord) => string
   /** Where the embedded DNS forwards names it does not know; default: the host's resolv.conf. */
   upstreams?: Upstream[]
-  natMaxFlows?: number
-  natMaxPerSandbox?: number
+  nat?: NatLimits
   /** This host's VTEP, when it carries overlay networks, and the default static peers. */
   overlay?: { vxlan: Vxlan; peers: string[] }
   /** The cluster store: overlay networks, their addresses and endpoints are shared through it. */
@@ -134,7 +133,7 @@ export class ControlPlane implements DhcpLeaseBackend {
     this.log = opts.log
     this.hostRoutes = opts.hostRoutes ?? readHostRoutes
     this.resolvConf = opts.resolvConf ?? ((net) => `# written by switchyard for network ${net.name}\nnameserver ${net.gateway}\noptions ndots:0\n`)
-    this.gateway = new GatewayServices({ sw: this.sw, upstreams: opts.upstreams ?? readHostResolvers(), leases: this, log: this.log, natMaxFlows: opts.natMaxFlows, natMaxPerSandbox: opts.natMaxPerSandbox })
+    this.gateway = new GatewayServices({ sw: this.sw, upstreams: opts.upstreams ?? readHostResolvers(), leases: this, log: this.log, nat: opts.nat })
     this.overlay = opts.overlay
     this.cluster = opts.cluster
     this.leaseSweeper = setInterval(() => this.expireLeases(Date.now()), 5000)

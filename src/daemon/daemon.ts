@@ -13,6 +13,7 @@ import { ControlPlane } from '../control/control-plane.js'
 import type { Upstream } from '../gateway/dns/index.js'
 import { TapIo } from '../dataplane/tap-port.js'
 import { native } from '../native/binding.js'
+import type { NatLimits } from '../nat/nat.js'
 import { Vxlan } from '../overlay/vxlan.js'
 import { EtcdCluster } from '../cluster/etcd-cluster.js'
 import { RemoteEndpoints } from '../cluster/remote-endpoints.js'
@@ -39,8 +40,8 @@ export interface DaemonOptions {
   agingSeconds?: number
   /** Upstream resolvers for the embedded DNS (default: the host's resolv.conf). */
   dns?: string[]
-  natMaxFlows?: number
-  natMaxPerSandbox?: number
+  /** NAT table limits and UDP timeouts. */
+  nat?: NatLimits
   /** Microseconds to keep polling after traffic before sleeping (0: never spin). */
   busyPollUs?: number
   /** The same while traffic is light (request/response): long enough for the next request to find the switch awake. */
@@ -93,7 +94,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   if (opts.clusterStore && !opts.advertiseAddr) throw new DaemonStartError('--cluster-store needs --advertise-addr IP: the address other hosts send VXLAN to')
   const vxlan = opts.advertiseAddr ? new Vxlan({ sw, bindIp: opts.advertiseAddr, port: opts.vxlanPort, log }) : undefined
   const cluster = opts.clusterStore ? new EtcdCluster({ url: opts.clusterStore, hostId: hostId(store), vtep: opts.advertiseAddr!, vxlanPort: vxlan!.port, ttlSeconds: opts.clusterTtlSeconds ?? 10, log }) : undefined
-  const cp = new ControlPlane({ store, sw, log, overlay: vxlan ? { vxlan, peers: opts.peers ?? [] } : undefined, cluster, upstreams: opts.dns?.map(parseUpstream), natMaxFlows: opts.natMaxFlows, natMaxPerSandbox: opts.natMaxPerSandbox })
+  const cp = new ControlPlane({ store, sw, log, overlay: vxlan ? { vxlan, peers: opts.peers ?? [] } : undefined, cluster, upstreams: opts.dns?.map(parseUpstream), nat: opts.nat })
   const api = new ApiServer(log)
   const plugin = opts.dockerPluginSocket === false ? undefined : new DockerPlugin({ cp, store, log })
   let listening = false

@@ -15,7 +15,7 @@ import type { Logger } from '../util/log.js'
 import { DhcpServer, type DhcpLeaseBackend, type DhcpNetworkConfig } from './dhcp/index.js'
 import { DnsRecords, DnsServer, type Upstream } from './dns/index.js'
 import { Gateway } from './gateway.js'
-import { Nat, type NatNetwork } from '../nat/nat.js'
+import { Nat, type NatLimits, type NatNetwork } from '../nat/nat.js'
 import { dnsTcpService } from './dns-tcp.js'
 
 export interface GatewayNetwork {
@@ -34,8 +34,7 @@ export interface GatewayServicesOptions {
   leases: DhcpLeaseBackend
   log: Logger
   dhcpLeaseSeconds?: number
-  natMaxFlows?: number
-  natMaxPerSandbox?: number
+  nat?: NatLimits
 }
 
 /** The gateway's MAC, derived from the network ID so it survives restarts (sandboxes' ARP caches stay right). */
@@ -73,7 +72,7 @@ export class GatewayServices {
     this.leaseSeconds = opts.dhcpLeaseSeconds ?? 3600
     this.dns = new DnsServer({ records: this.records, upstreams: opts.upstreams, log: opts.log })
     this.dhcp = new DhcpServer(opts.leases, { log: (m) => opts.log.info(m) })
-    this.nat = new Nat({ send: this.sw.sendFrame, maxFlows: opts.natMaxFlows, maxPerSandbox: opts.natMaxPerSandbox })
+    this.nat = new Nat({ ...opts.nat, send: this.sw.sendFrame })
   }
 
   /** What NAT knows of an attached network (published ports use it too). */
@@ -178,7 +177,7 @@ export class GatewayServices {
     return {
       dns: { ...this.dns.counters, cacheEntries: this.dns.cacheSize },
       dhcp: { ...this.dhcp.counters },
-      nat: { flows: this.nat.ct.size, maxFlows: this.nat.ct.maxFlows, maxPerSandbox: this.nat.ct.maxPerSandbox, sockets: this.nat.ct.sockets, maxSockets: this.nat.ct.maxSockets, ...this.nat.counters, conntrack: { ...this.nat.ct.counters } },
+      nat: { flows: this.nat.ct.size, maxFlows: this.nat.ct.maxFlows, maxPerSandbox: this.nat.ct.maxPerSandbox, sockets: this.nat.ct.sockets, maxSockets: this.nat.ct.maxSockets, udpMappings: this.nat.udpMappings.size, udpTimeoutSeconds: this.nat.udpTimeouts.unrepliedMs / 1000, udpStreamTimeoutSeconds: this.nat.udpTimeouts.repliedMs / 1000, ...this.nat.counters, conntrack: { ...this.nat.ct.counters } },
       gateways,
     }
   }

@@ -34,7 +34,7 @@ export interface TrackedFlow {
 }
 
 export interface ConnTrackOptions {
-  /** Most flows holding a host socket at once: each is a file descriptor. */
+  /** Most host sockets held at once (flows' own and shared ones): each is a file descriptor. */
   maxSockets?: number
   maxFlows?: number
   maxPerSandbox?: number
@@ -59,7 +59,7 @@ export class ConnTrack {
   readonly maxFlows: number
   readonly maxPerSandbox: number
   readonly maxSockets: number
-  /** Flows holding a host socket now. */
+  /** Host sockets held now: one per TCP flow, one per UDP mapping (shared by its flows). */
   sockets = 0
   readonly counters: ConnTrackCounters = { refusedSockets: 0, created: 0, closed: 0, expired: 0, refusedTableFull: 0, refusedSandboxLimit: 0 }
   private readonly flows = new Map<string, TrackedFlow>()
@@ -112,6 +112,16 @@ export class ConnTrack {
     const sk = `${flow.network}|${flow.sandboxIp}`
     this.perSandbox.set(sk, (this.perSandbox.get(sk) ?? 0) + 1)
     this.counters.created++
+  }
+
+  /** A socket that several flows share (a UDP mapping) was opened: counted once, not per flow. */
+  holdSocket(): void {
+    this.sockets++
+  }
+
+  /** That shared socket was closed. */
+  releaseSocket(): void {
+    this.sockets--
   }
 
   /** Forgets a flow (its owner closed it). Idempotent. */

@@ -3,7 +3,8 @@
  * beyond its network is terminated at the gateway and carried on the daemon's own sockets
  * (as slirp4netns and passt do), so the far side sees the host's address; published ports
  * are host sockets whose connections the switch carries into the sandbox, showing the real
- * client address. Every flow is tracked in one bounded table.
+ * client address. Every flow is tracked in one bounded table. Egress UDP shares one host
+ * socket per sandbox address and port among its remotes (udp-mappings.ts).
  *
  *   const nat = new Nat({ send: sw.sendFrame })
  *   gateway → nat.egress(net, inPort, slab, eth, len, hdr)   // frames for the outside
@@ -22,7 +23,8 @@ import { ConnTrack, flowKey, type TrackedFlow } from './conntrack.js'
 import { IcmpEcho } from './icmp-echo.js'
 import { native } from '../native/binding.js'
 import { TcpFlow, type SandboxSide } from './tcp-flow.js'
-import { UdpFlow } from './udp-flow.js'
+import { UdpHostSocket, type UdpEnv, type UdpFlow } from './udp-flow.js'
+import { UdpMappings } from './udp-mappings.js'
 
 const ETH = 14
 const VNET_NEEDS_CSUM = 1
@@ -60,12 +62,22 @@ export interface PublishTarget {
   sandboxMac: number
 }
 
-export interface NatOptions {
+export interface NatOptions extends NatLimits {
   send: SendFrame
+  /** A new unbound udp4 socket (tests give fakes). */
+  udpSocket?: () => dgram.Socket
+}
+
+/** The daemon's NAT knobs. */
+export interface NatLimits {
   maxFlows?: number
   maxPerSandbox?: number
-  /** Most flows with a host socket (default: the open-file limit less room for the rest). */
+  /** Most host sockets: TCP flows and UDP mappings (default: the open-file limit less room for the rest). */
   maxSockets?: number
+  /** Idle timeout of a UDP flow nobody answered yet (default 30 s). */
+  udpTimeoutMs?: number
+  /** Idle timeout of a UDP flow that got an answer (default 180 s). */
+  udpStreamTimeoutMs?: number
 }
 
 export class PublishError extends Error {
@@ -91,16 +103,21 @@ export interface NatCounters {
   internal: number
   /** Host sockets that failed (no port or descriptor left). */
   socketErrors: number
+  /** Datagrams on an egress UDP mapping from a remote its sandbox never sent to: dropped. */
+  udpFiltered: number
 }
 
 export class Nat {
   readonly ct: ConnTrack
-  readonly counters: NatCounters = { frames: 0, malformed: 0, badChecksum: 0, fragments: 0, unroutable: 0, refusedLimit: 0, unsolicited: 0, retransmits: 0, resets: 0, internal: 0, socketErrors: 0 }
+  readonly counters: NatCounters = { frames: 0, malformed: 0, badChecksum: 0, fragments: 0, unroutable: 0, refusedLimit: 0, unsolicited: 0, retransmits: 0, resets: 0, internal: 0, socketErrors: 0, udpFiltered: 0 }
   private readonly send: SendFrame
   private readonly scratch = new Uint8Array(64 + ETH + 65536 + 128)
   private readonly ackQueue = new Set<TcpFlow>()
   private readonly icmp: IcmpEcho
   private readonly published = new Map<string, { spec: Publish; close: () => void }[]>()
+  private readonly udpEnv: UdpEnv
+  /** Egress UDP: one host socket per sandbox address and port. */
+  readonly udpMappings: UdpMappings
 
   constructor(opts: NatOptions) {
     this.send = opts.send
@@ -108,6 +125,20 @@ export class Nat {
     const maxSockets = opts.maxSockets ?? Math.max(64, native.raiseFdLimit() - 1024)
     this.ct = new ConnTrack({ maxFlows: opts.maxFlows, maxPerSandbox: opts.maxPerSandbox, maxSockets })
     this.icmp = new IcmpEcho(this.ct, this.send)
+    this.udpEnv = {
+      send: this.send,
+      scratch: this.scratch,
+      ct: this.ct,
+      counters: this.counters,
+      timeouts: { unrepliedMs: opts.udpTimeoutMs ?? 30_000, repliedMs: opts.udpStreamTimeoutMs ?? 180_000 },
+      createSocket: opts.udpSocket ?? (() => dgram.createSocket({ type: 'udp4', reuseAddr: false })),
+    }
+    this.udpMappings = new UdpMappings(this.udpEnv)
+  }
+
+  /** UDP idle timeouts in effect, in ms. */
+  get udpTimeouts(): Readonly<UdpEnv['timeouts']> {
+    return this.udpEnv.timeouts
   }
 
   /**
@@ -224,12 +255,8 @@ export class Nat {
     const key = flowKey('udp', nw.id, src, sport, dst, dport)
     let flow = this.ct.get(key) as UdpFlow | undefined
     if (!flow) {
-      if (this.ct.admit(nw.id, src, true)) return void this.counters.refusedLimit++
-      const sock = dgram.createSocket('udp4')
-      sock.bind(0)
-      const side = this.side(nw, inPort, hdr, slab, eth, dst, src, dport, sport)
-      flow = new UdpFlow({ send: this.send, scratch: this.scratch, ct: this.ct, onSocketError: () => this.counters.socketErrors++ }, key, nw.id, src, sport, dst, dport, 'egress', side, { sock, address: ipv4ToString(remote), port: dport, owned: true })
-      this.ct.add(key, flow, true)
+      flow = this.udpMappings.open(key, nw.id, src, sport, dst, dport, remote, this.side(nw, inPort, hdr, slab, eth, dst, src, dport, sport))
+      if (!flow) return void this.counters.refusedLimit++
     }
     flow.fromSandbox(slab, l4 + 8, udpLength(slab, l4) - 8)
   }
@@ -288,12 +315,14 @@ export class Nat {
     })
   }
 
+  /** A published UDP port: one host socket shared by its clients' flows, as an egress mapping is by its remotes'. */
   private listenUdp(spec: Publish, target: () => PublishTarget | undefined): Promise<() => void> {
-    const sock = dgram.createSocket({ type: 'udp4', reuseAddr: false })
-    sock.on('message', (msg, rinfo) => {
+    const sock = this.udpEnv.createSocket()
+    // A datagram from a client without a flow yet: a new flow into the sandbox.
+    const client = (host: UdpHostSocket, msg: Buffer, ip: number, rinfo: dgram.RemoteInfo) => {
       const t = target()
       const from = t && this.shown(t, rinfo.address, rinfo.port)
-      if (!t || !from) return
+      if (!t || !from || ip < 0) return
       const key = flowKey('udp', t.network.id, t.sandboxIp, spec.port, from.ip, from.port)
       let flow = this.ct.get(key) as UdpFlow | undefined
       if (!flow) {
@@ -304,19 +333,18 @@ export class Nat {
           mtu: t.network.mtu,
           addr: { srcMac: t.network.gatewayMac, dstMac: t.sandboxMac, srcIp: from.ip, dstIp: t.sandboxIp, srcPort: from.port, dstPort: spec.port },
         }
-        flow = new UdpFlow({ send: this.send, scratch: this.scratch, ct: this.ct }, key, t.network.id, t.sandboxIp, spec.port, from.ip, from.port, 'published', side, { sock, address: rinfo.address, port: rinfo.port, owned: false })
-        this.ct.add(key, flow)
+        flow = host.track(key, t.network.id, t.sandboxIp, spec.port, from.ip, from.port, 'published', side, ip, rinfo.port)
       }
       flow.toSandbox(msg)
-    })
+    }
     return new Promise((resolve, reject) => {
       sock.once('error', (e: NodeJS.ErrnoException) => reject(publishError(spec, e)))
       sock.bind({ address: spec.hostIp, port: spec.hostPort, exclusive: true }, () => {
         sock.removeAllListeners('error')
-        sock.on('error', () => undefined)
+        const host: UdpHostSocket = new UdpHostSocket(this.udpEnv, sock, (msg, ip, rinfo) => client(host, msg, ip, rinfo))
         resolve(() => {
-          for (const f of this.ct.list()) if (f.proto === 'udp' && f.direction === 'published' && f.sandboxPort === spec.port) f.close('unpublished')
-          sock.close()
+          host.closeFlows('unpublished')
+          host.close()
         })
       })
     })

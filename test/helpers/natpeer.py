@@ -5,7 +5,14 @@
   natpeer.py stream-fetch IP PORT          read until EOF; print "<bytes> <sha256>"
   natpeer.py http-serve IP PORT LOG        HTTP 200 'ok' to every GET; append each client's "ip port" to LOG
   natpeer.py udp-echo IP PORT LOG          echo datagrams back; log each sender
-  natpeer.py udp-ask IP PORT TEXT          send TEXT, print the reply (2 s timeout)
+  natpeer.py udp-ask IP PORT TEXT [SPORT]  send TEXT (from local port SPORT), print the reply (2 s timeout)
+  natpeer.py udp-send IP PORT TEXT BIND_IP:BIND_PORT   send TEXT from that address, wait for nothing
+  natpeer.py udp-echo-many LOG IP:PORT...  echo datagrams back on every address given; log "sender_ip sender_port local_ip:local_port"
+  natpeer.py udp-fan SPORT SECONDS IP:PORT...  from local port SPORT send "hi" to each; for SECONDS print
+                                            "ip port text" for every datagram received
+  natpeer.py udp-spray IP FIRST_DPORT N SPORT...  from each local port SPORT one datagram to IP:FIRST_DPORT..+N-1,
+                                            paced (10000/s), twice (a datagram lost the first time makes its flow
+                                            the second); print how many were sent
   natpeer.py hold-serve IP PORT            accept connections and keep them open
   natpeer.py many-connect IP PORT N        open N connections at once; print how many connected
   natpeer.py get-from-port IP PORT LPORT N  N HTTP GETs, each from local port LPORT, read to EOF
@@ -95,12 +102,72 @@ elif mode == "udp-echo":
 elif mode == "udp-ask":
     ip, port, text = sys.argv[2], int(sys.argv[3]), sys.argv[4]
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    if len(sys.argv) > 5:
+        s.bind(("0.0.0.0", int(sys.argv[5])))
     s.settimeout(2)
     s.sendto(text.encode(), (ip, port))
     try:
         print(s.recvfrom(65535)[0].decode())
     except socket.timeout:
         print("timeout")
+elif mode == "udp-send":
+    ip, port, text, (bip, bport) = sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5].split(":")
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((bip, int(bport)))
+    s.sendto(text.encode(), (ip, port))
+elif mode == "udp-echo-many":
+    import selectors
+    log = sys.argv[2]
+    sel = selectors.DefaultSelector()
+    for a in sys.argv[3:]:
+        bip, bport = a.split(":")
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind((bip, int(bport)))
+        sel.register(s, selectors.EVENT_READ, a)
+    print("ready", flush=True)
+    while True:
+        for key, _ in sel.select():
+            d, a = key.fileobj.recvfrom(65535)
+            with open(log, "a") as f:
+                f.write(f"{a[0]} {a[1]} {key.data}\n")
+            key.fileobj.sendto(b"echo:" + d, a)
+elif mode == "udp-fan":
+    sport, secs = int(sys.argv[2]), float(sys.argv[3])
+    end = time.time() + secs
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("0.0.0.0", sport))
+    for a in sys.argv[4:]:
+        dip, dport = a.split(":")
+        s.sendto(b"hi", (dip, int(dport)))
+    while time.time() < end:
+        s.settimeout(max(0.01, end - time.time()))
+        try:
+            d, a = s.recvfrom(65535)
+            print(a[0], a[1], d.decode(errors="replace"), flush=True)
+        except socket.timeout:
+            pass
+elif mode == "udp-spray":
+    ip, first, n = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    socks = []
+    for p in sys.argv[5:]:
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("0.0.0.0", int(p)))
+        socks.append(s)
+    sent = 0
+    t0 = time.time()
+    for _ in range(2):
+        for dport in range(first, first + n):
+            for s in socks:
+                try:
+                    s.sendto(b"x", (ip, dport))
+                    sent += 1
+                except OSError:
+                    pass
+            # 10000 datagrams/s: the sandbox's queue towards the switch is not flooded
+            ahead = t0 + sent / 10000 - time.time()
+            if ahead > 0.005:
+                time.sleep(ahead)
+    print(sent)
 elif mode == "hold-serve":
     ip, port = sys.argv[2], int(sys.argv[3])
     srv = socket.create_server((ip, port), backlog=1024)

@@ -4,47 +4,12 @@ import t from 'tap'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { fileURLToPath } from 'node:url'
-import type { ChildProcess } from 'node:child_process'
-import { startDaemon, type TestDaemon } from '../helpers/daemon.js'
-import { makeNs, sandboxName } from '../helpers/netns.js'
-import { inNs, must, mustInNs, ping, run, sleep, spawnInNs, waitFor } from '../helpers/sh.js'
-
-const PEER = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'helpers', 'natpeer.py')
-const HOST = '10.226.0.1'
-const OUTSIDE = '10.226.0.2'
-const GW = '10.227.0.1'
-
-
-function serve(t: { teardown(fn: () => unknown): void }, ns: string, args: string[]): ChildProcess {
-  const p = spawnInNs(ns, ['python3', PEER, ...args])
-  t.teardown(() => p.kill('SIGKILL'))
-  return p
-}
-
-function lines(file: string): string[] {
-  return fs.existsSync(file) ? fs.readFileSync(file, 'utf8').trim().split('\n').filter(Boolean) : []
-}
-
-async function natStats(d: TestDaemon) {
-  return (await d.api('GET', '/v1/stats')).body.nat
-}
-
-async function sandboxIp(d: TestDaemon, sb: string): Promise<string> {
-  return (await d.api('GET', `/v1/sandboxes/${sb}`)).body.endpoints[0].address.split('/')[0]
-}
+import { sandboxName } from '../helpers/netns.js'
+import { GW, HOST, lines, natStats, natWorld, OUTSIDE, PEER, sandboxIp, serve } from '../helpers/natworld.js'
+import { inNs, mustInNs, ping, run, sleep, spawnInNs, waitFor } from '../helpers/sh.js'
 
 t.test('NAT through the host', async (t) => {
-  const host = await makeNs(t, 'nh')
-  const outside = await makeNs(t, 'no')
-  await must('ip', ['link', 'add', 'vh', 'netns', host, 'type', 'veth', 'peer', 'name', 'vo', 'netns', outside])
-  await must('ip', ['-n', host, 'addr', 'add', `${HOST}/24`, 'dev', 'vh'])
-  await must('ip', ['-n', outside, 'addr', 'add', `${OUTSIDE}/24`, 'dev', 'vo'])
-  await must('ip', ['-n', host, 'link', 'set', 'vh', 'up'])
-  await must('ip', ['-n', outside, 'link', 'set', 'vo', 'up'])
-  // The outside even has a route to the sandboxes' subnet via the host: it must still not reach them.
-  await must('ip', ['-n', outside, 'route', 'add', '10.227.0.0/24', 'via', HOST])
-  const d = await startDaemon(t, ['--default-subnet', '10.227.0.0/24', '--nat-max-per-sandbox', '64'], host)
+  const { host, outside, d } = await natWorld(t, ['--nat-max-per-sandbox', '64'])
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sy-nat-'))
   t.teardown(() => fs.rmSync(tmp, { recursive: true, force: true }))
 

@@ -13,6 +13,7 @@ import {
   ipv4HeaderChecksumOk,
   ipv4HeaderLength,
   ipv4Id,
+  ipv4Number,
   ipv4IsFragment,
   ipv4Protocol,
   ipv4Src,
@@ -169,6 +170,13 @@ t.test('addresses as text', async (t) => {
   t.equal(ipv4ToString(0xffffffff), '255.255.255.255')
   for (const bad of ['256.0.0.1', '1.2.3', '1.2.3.4.5', '01.2.3.4', 'a.b.c.d', ' 1.2.3.4', '']) {
     t.throws(() => parseIpv4(bad), InvalidIpv4Error, JSON.stringify(bad))
+  }
+})
+
+t.test('senders\' addresses as numbers, without exceptions', async (t) => {
+  for (const s of ['10.77.0.2', '255.255.255.255', '0.0.0.0', '127.0.0.1', '1.2.3.4']) t.equal(ipv4Number(s), parseIpv4(s), s)
+  for (const bad of ['256.0.0.1', '1.2.3', '1.2.3.4.5', '1..2.3', '.1.2.3', '1.2.3.', '1.2.3.1000', 'a.b.c.d', ' 1.2.3.4', '', '::1', '::ffff:1.2.3.4']) {
+    t.equal(ipv4Number(bad), -1, JSON.stringify(bad))
   }
 })
 
