@@ -10,7 +10,7 @@ import type { ChildProcess } from 'node:child_process'
 import type { Test } from 'tap'
 import { startDaemon, type TestDaemon } from './daemon.js'
 import { makeNs } from './netns.js'
-import { must, spawnInNs } from './sh.js'
+import { inNs, must, spawnInNs, waitFor } from './sh.js'
 
 export const PEER = path.join(path.dirname(fileURLToPath(import.meta.url)), 'natpeer.py')
 export const HOST = '10.226.0.1'
@@ -37,6 +37,12 @@ export function serve(t: { teardown(fn: () => unknown): void }, ns: string, args
   const p = spawnInNs(ns, ['python3', PEER, ...args])
   t.teardown(() => p.kill('SIGKILL'))
   return p
+}
+
+/** Waits until something in `ns` listens on `port` (tcp) or is bound to it (udp); a loaded machine starts servers late. */
+export async function listening(ns: string, proto: 'tcp' | 'udp', port: number, timeoutMs = 15_000): Promise<boolean> {
+  const flags = proto === 'tcp' ? '-Hltn' : '-Hlun'
+  return waitFor(async () => (await inNs(ns, ['ss', flags, `sport = :${port}`])).stdout.trim() !== '', timeoutMs)
 }
 
 export function lines(file: string): string[] {

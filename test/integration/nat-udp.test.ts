@@ -7,8 +7,8 @@ import os from 'node:os'
 import path from 'node:path'
 import type { ChildProcess } from 'node:child_process'
 import { sandboxName } from '../helpers/netns.js'
-import { HOST, lines, natFlows, natStats, natWorld, OUTSIDE, outputLines, PEER, sandboxIp, serve } from '../helpers/natworld.js'
-import { inNs, must, mustInNs, sleep, spawnInNs, waitFor } from '../helpers/sh.js'
+import { HOST, lines, listening, natFlows, natStats, natWorld, OUTSIDE, outputLines, PEER, sandboxIp, serve } from '../helpers/natworld.js'
+import { inNs, must, mustInNs, spawnInNs, waitFor } from '../helpers/sh.js'
 
 t.test('egress UDP mappings', async (t) => {
   // Short UDP timeouts, so that the test of them does not wait long.
@@ -107,7 +107,7 @@ t.test('UDP mappings at scale', async (t) => {
   serve(t, outside, ['udp-echo', OUTSIDE, '7001', path.join(tmp, 'echo1.log')])
   const sb = sandboxName(t, 'nt')
   t.equal((await d.cli(['sandbox', 'create', sb, '--network', 'default'])).code, 0)
-  await sleep(500)
+  t.ok((await listening(outside, 'udp', 7000)) && (await listening(outside, 'udp', 7001)), 'the echo servers are up')
   const fds = () => fs.readdirSync(`/proc/${d.pid}/fd`).length
 
   await t.test('20,000 flows from 4 source ports: all tracked on 4 host sockets', async (t) => {

@@ -5,8 +5,8 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { sandboxName } from '../helpers/netns.js'
-import { GW, HOST, lines, natStats, natWorld, OUTSIDE, PEER, sandboxIp, serve } from '../helpers/natworld.js'
-import { inNs, mustInNs, ping, run, sleep, spawnInNs, waitFor } from '../helpers/sh.js'
+import { GW, HOST, lines, listening, natStats, natWorld, OUTSIDE, PEER, sandboxIp, serve } from '../helpers/natworld.js'
+import { inNs, mustInNs, ping, run, spawnInNs, waitFor } from '../helpers/sh.js'
 
 t.test('NAT through the host', async (t) => {
   const { host, outside, d } = await natWorld(t, ['--nat-max-per-sandbox', '64'])
@@ -21,7 +21,7 @@ t.test('NAT through the host', async (t) => {
   serve(t, outside, ['http-serve', OUTSIDE, '8000', httpLog])
   const udpLog = path.join(tmp, 'udp.log')
   serve(t, outside, ['udp-echo', OUTSIDE, '7000', udpLog])
-  await sleep(500)
+  t.ok((await listening(outside, 'tcp', 8000)) && (await listening(outside, 'udp', 7000)), 'the outside servers are up')
 
   await t.test('TCP, UDP and ICMP reach the outside, which sees the host', async (t) => {
     const r = await inNs(a, ['curl', '-s', '-m', '5', `http://${OUTSIDE}:8000/`])
@@ -68,7 +68,7 @@ t.test('NAT through the host', async (t) => {
     serve(t, web, ['http-serve', '0.0.0.0', '80', webLog])
     const echoLog = path.join(tmp, 'echo.log')
     serve(t, web, ['udp-echo', '0.0.0.0', '5353', echoLog])
-    await sleep(500)
+    t.ok((await listening(web, 'tcp', 80)) && (await listening(web, 'udp', 5353)), 'the sandbox servers are up')
     t.equal((await inNs(outside, ['curl', '-s', '-m', '5', `http://${HOST}:8081/`])).stdout, 'ok', 'from the outside')
     t.equal(lines(webLog).at(-1)?.split(' ')[0], OUTSIDE, 'the sandbox saw the outside client itself')
     t.equal((await run('nsenter', [`--net=/run/netns/${host}`, 'curl', '-s', '-m', '5', 'http://127.0.0.1:8081/'])).stdout, 'ok', 'from the host loopback')
@@ -124,7 +124,7 @@ t.test('NAT through the host', async (t) => {
 
   await t.test('a flood of connections from one sandbox hits its limit; others keep working', async (t) => {
     serve(t, outside, ['hold-serve', OUTSIDE, '8100'])
-    await sleep(300)
+    t.ok(await listening(outside, 'tcp', 8100), 'the holding server is up')
     const flood = sandboxName(t, 'nt')
     await d.cli(['sandbox', 'create', flood, '--network', 'default'])
     const r = await inNs(flood, ['python3', PEER, 'many-connect', OUTSIDE, '8100', '150'], 120_000)
