@@ -73,7 +73,7 @@ export class GatewayServices {
     this.leaseSeconds = opts.dhcpLeaseSeconds ?? 3600
     this.dns = new DnsServer({ records: this.records, upstreams: opts.upstreams, log: opts.log })
     this.dhcp = new DhcpServer(opts.leases, { log: (m) => opts.log.info(m) })
-    this.nat = new Nat({ send: this.sw.sendFrame, maxFlows: opts.natMaxFlows, maxPerSandbox: opts.natMaxPerSandbox })
+    this.nat = new Nat({ send: this.sw.sendFrame, sendParts: this.sw.sendFrameParts, maxFlows: opts.natMaxFlows, maxPerSandbox: opts.natMaxPerSandbox })
   }
 
   /** What NAT knows of an attached network (published ports use it too). */

@@ -10,16 +10,31 @@
  * the host socket is paused while the sandbox has not taken what we sent (memory stays
  * bounded both ways); retransmission from the first unacknowledged byte; large frames with
  * TSO towards sandboxes whose TAP has offloads; FIN and RST both ways.
+ *
+ * The data path skips Node's stream machinery for host sockets (net.Socket): a sandbox's
+ * segment is sent to the socket straight from the batch slab, and only what the socket does
+ * not take is copied into Node's write queue (which the advertised window counts); the socket
+ * is read by the addon into the flow's SendRing, and frames to the sandbox carry their payload
+ * from there (two iovecs, no copy into the scratch frame). A service stream (DNS over TCP) is
+ * read through its 'data' events and copied into the ring.
  */
 import { createHmac, randomBytes } from 'node:crypto'
+import net from 'node:net'
 import type { Duplex } from 'node:stream'
 import { TcpFlag } from '../packet/tcp.js'
 import { writeTcpFrame, type FlowAddress, type SendFrame } from '../gateway/frames.js'
 import type { ConnTrack, TrackedFlow } from './conntrack.js'
+import { native, type SockReader } from '../native/binding.js'
+import { SendRing } from './send-ring.js'
+
+/** Writes one frame made of headers (head[0, headLen)) and a payload elsewhere; false when it failed. */
+export type SendFrameParts = (port: number, head: Uint8Array, headLen: number, data: Uint8Array, offset: number, length: number) => boolean
 
 /** What a flow needs from the NAT engine. */
 export interface TcpFlowEnv {
   send: SendFrame
+  /** Frames to the sandbox without copying their payload (absent: copied into scratch). */
+  sendParts?: SendFrameParts
   /** Frame scratch: 64 KiB of segment plus headers. */
   scratch: Uint8Array
   ct: ConnTrack
@@ -54,6 +69,11 @@ const SND_BUF = 4 << 20
 const MAX_SEG = 65535 - 20 - 60 - 14
 const RTO_MS = 200
 const MAX_RETRIES = 8
+/** A new flow's ring; it doubles while the host sends faster than the sandbox acknowledges. */
+const RING_START = 16 << 10
+
+/** Node's socket handle: its descriptor, for the addon's reads and writes. */
+type HandleSocket = { _handle?: { fd?: number } | null }
 
 const add = (a: number, n: number) => (a + n) >>> 0
 
@@ -91,9 +111,17 @@ export class TcpFlow implements TrackedFlow {
   private peerShift = 0
   private useScale = false
   private mss: number
-  /** Host bytes not yet acknowledged by the sandbox; sendQ[0] starts at sndUna. */
-  private sendQ: Buffer[] = []
-  private queued = 0
+  /** Host bytes not yet acknowledged by the sandbox; its front is sndUna. */
+  private q = new SendRing(RING_START)
+  /** Reads the host socket into q (net.Socket hosts); undefined before established or for streams. */
+  private reader?: SockReader
+  /** The reader stopped at a full ring of the largest size: started again as acks make room. */
+  private readerFull = false
+  /** The host socket's descriptor once connected (-1: a service stream, or not yet). */
+  private fd = -1
+  /** net.Socket host: read by the addon; else by 'data' events. */
+  private nativeRead: boolean
+  private frameOpts = { gsoSize: 0 }
   private hostEnded = false
   private finAcked = false
   private sandboxFin = false
@@ -121,7 +149,10 @@ export class TcpFlow implements TrackedFlow {
     this.iss = initialSequence(key)
     this.st = direction === 'egress' ? St.Connecting : St.SynSent
     this.state = STATE_NAMES[this.st]
-    sock.on('data', (d: Buffer) => this.fromHost(d))
+    this.nativeRead = sock instanceof net.Socket
+    // Paused before it connects, Node never starts reading it: the addon will (established()).
+    if (this.nativeRead) sock.pause()
+    else sock.on('data', (d: Buffer) => this.fromHost(d))
     sock.on('end', () => {
       this.hostEnded = true
       this.flush()
@@ -132,6 +163,11 @@ export class TcpFlow implements TrackedFlow {
       // A clean end leaves queued data and our FIN to be delivered; anything else is a reset.
       if (this.st !== St.Closed && (hadError || !this.hostEnded)) this.reset('host socket closed')
     })
+  }
+
+  /** Whether this open flow carries the sandbox's segments from src:sport to dst:dport on `network`. */
+  carries(network: string, src: number, sport: number, dst: number, dport: number): boolean {
+    return this.st !== St.Closed && this.sandboxPort === sport && this.remotePort === dport && this.sandboxIp === src && this.remoteIp === dst && this.network === network
   }
 
   timeoutMs(): number {
@@ -191,7 +227,6 @@ export class TcpFlow implements TrackedFlow {
         this.sndUna = ack
         this.established()
         this.ackNow()
-        this.sock.resume()
       } else if (this.st === St.SynRcvd) {
         this.emitSyn(TcpFlag.SYN | TcpFlag.ACK) // our SYN-ACK was lost
       }
@@ -222,8 +257,7 @@ export class TcpFlow implements TrackedFlow {
       if (dLen > 0 && !this.sandboxFin) {
         this.rcvNxt = add(this.rcvNxt, dLen)
         this.bytesOut += dLen
-        // A copy: the slab belongs to the batch; the socket may hold the bytes for a while.
-        this.sock.write(Buffer.from(data.subarray(dOff, dOff + dLen)))
+        this.toHost(data, dOff, dLen)
       }
       if (flags & TcpFlag.FIN && !this.sandboxFin) {
         this.sandboxFin = true
@@ -245,14 +279,66 @@ export class TcpFlow implements TrackedFlow {
     this.reset(reason)
   }
 
-  // ---- data from the host --------------------------------------------------------------
+  // ---- data to and from the host -------------------------------------------------------
+
+  /**
+   * Sandbox bytes to the host: sent straight from the batch slab while Node's write queue is
+   * empty (nothing may overtake it); the rest is copied into that queue, which the advertised
+   * window counts, so it stays bounded. Written out by hand for the no-allocation rule.
+   */
+  private toHost(data: Uint8Array, off: number, len: number): void {
+    let sent = 0
+    if (this.fd >= 0 && this.sock.writableLength === 0) {
+      sent = native.sockWrite(this.fd, data, off, len)
+      if (sent === len) return
+      // EAGAIN: all to the queue; another error: Node's write meets it too and reports it.
+      if (sent < 0) sent = 0
+    }
+    // A copy: the slab belongs to the batch; the socket may hold the bytes for a while.
+    this.sock.write(Buffer.from(data.subarray(off + sent, off + len)))
+  }
+
+  /** Starts reading the host socket (once established): by the addon, or through 'data' events. */
+  private startReading(): void {
+    const fd = (this.sock as HandleSocket)._handle?.fd
+    if (fd === undefined || fd < 0) return
+    this.fd = fd
+    if (!this.nativeRead || this.reader) return
+    try {
+      this.reader = new native.SockReader(fd, this.q.buf, this.q.state, (n, status) => this.fromReader(n, status))
+      this.reader.start()
+    } catch {
+      // No descriptor left for the reader's own: Node reads this socket like any other.
+      this.nativeRead = false
+      this.sock.on('data', (d: Buffer) => this.fromHost(d))
+      this.sock.resume()
+    }
+  }
+
+  /** The addon read `n` bytes into q; status 1: the host ended; below 0: the socket failed. */
+  private fromReader(n: number, status: number): void {
+    if (this.st === St.Closed) return
+    this.lastActive = Date.now()
+    this.bytesIn += n
+    if (status < 0) return this.reset('host socket failed')
+    if (status === 1) this.hostEnded = true
+    else if (this.q.length >= this.q.capacity) {
+      if (this.q.capacity < SND_BUF) {
+        this.q.grow(this.q.capacity * 2)
+        this.reader!.setRing(this.q.buf)
+        this.reader!.start()
+      } else {
+        this.readerFull = true
+      }
+    }
+    this.flush()
+  }
 
   private fromHost(d: Buffer): void {
     this.lastActive = Date.now()
     this.bytesIn += d.length
-    this.sendQ.push(d)
-    this.queued += d.length
-    if (this.queued >= SND_BUF && !this.paused) {
+    this.q.push(d)
+    if (this.q.length >= SND_BUF && !this.paused) {
       this.paused = true
       this.sock.pause()
     }
@@ -271,15 +357,17 @@ export class TcpFlow implements TrackedFlow {
     const seg = this.side.hdr >= 10 ? MAX_SEG : this.mss
     let inFlight = this.dataInFlight()
     const finPending = this.finSeq >= 0 && !before(this.finSeq, this.sndNxt) // FIN sent once, not (re)sent since rewind
-    while (inFlight < this.queued) {
+    const queued = this.q.length
+    while (inFlight < queued) {
       const room = this.peerWnd - inFlight
       if (room <= 0) break
-      const n = Math.min(seg, room, this.queued - inFlight)
+      // A segment is one piece of the ring: it ends where the ring wraps.
+      const n = Math.min(seg, room, this.q.contiguous(inFlight))
       this.emit(this.sndNxt, TcpFlag.ACK | TcpFlag.PSH, inFlight, n)
       this.sndNxt = add(this.sndNxt, n)
       inFlight += n
     }
-    if (this.hostEnded && inFlight >= this.queued && !this.finAcked && (this.finSeq < 0 || finPending)) {
+    if (this.hostEnded && inFlight >= queued && !this.finAcked && (this.finSeq < 0 || finPending)) {
       this.finSeq = this.sndNxt
       this.emit(this.sndNxt, TcpFlag.FIN | TcpFlag.ACK, 0, 0)
       this.sndNxt = add(this.sndNxt, 1)
@@ -298,25 +386,17 @@ export class TcpFlow implements TrackedFlow {
     this.sndUna = ack
     if (before(this.sndNxt, ack)) this.sndNxt = ack
     this.retries = 0
-    this.consume(n)
+    this.q.consume(n)
     this.disarm()
     if (this.sndUna !== this.sndNxt) this.arm()
-    if (this.paused && this.queued < SND_BUF / 2) {
-      this.paused = false
-      this.sock.resume()
-    }
-  }
-
-  private consume(n: number): void {
-    this.queued -= n
-    while (n > 0) {
-      const head = this.sendQ[0]
-      if (head.length <= n) {
-        n -= head.length
-        this.sendQ.shift()
-      } else {
-        this.sendQ[0] = head.subarray(n)
-        n = 0
+    if (this.q.length < SND_BUF / 2) {
+      if (this.paused) {
+        this.paused = false
+        this.sock.resume()
+      }
+      if (this.readerFull) {
+        this.readerFull = false
+        this.reader!.start()
       }
     }
   }
@@ -334,33 +414,21 @@ export class TcpFlow implements TrackedFlow {
     this.env.send(this.side.port, this.env.scratch, n)
   }
 
-  /** Emits a segment with queue bytes [qOff, qOff + len) (offsets from sndUna). */
+  /** Emits a segment with ring bytes [qOff, qOff + len) (offsets from sndUna, one piece of the ring). */
   private emit(seq: number, flags: number, qOff: number, len: number): void {
     const buf = this.env.scratch
-    let payload: Uint8Array | undefined
-    let pOff = 0
-    if (len > 0) {
-      // Gather: usually one chunk covers the segment and no copy is made here.
-      let off = qOff
-      let i = 0
-      while (off >= this.sendQ[i].length) off -= this.sendQ[i++].length
-      if (this.sendQ[i].length - off >= len) {
-        payload = this.sendQ[i]
-        pOff = off
-      } else {
-        payload = Buffer.allocUnsafe(len)
-        let filled = 0
-        while (filled < len) {
-          const c = this.sendQ[i++]
-          const take = Math.min(c.length - off, len - filled)
-          payload.set(c.subarray(off, off + take), filled)
-          filled += take
-          off = 0
-        }
-      }
+    const side = this.side
+    const at = len > 0 ? this.q.offset(qOff) : 0
+    this.frameOpts.gsoSize = this.mss
+    // With a virtio-net header the kernel completes the checksum: the headers alone are
+    // written here and the payload goes from the ring as the frame's second piece.
+    if (len > 0 && side.hdr >= 10 && this.env.sendParts) {
+      const n = writeTcpFrame(buf, side.hdr, side.addr, seq, this.rcvNxt, flags, this.window(), undefined, 0, len, this.frameOpts)
+      this.env.sendParts(side.port, buf, n - len, this.q.buf, at, len)
+    } else {
+      const n = writeTcpFrame(buf, side.hdr, side.addr, seq, this.rcvNxt, flags, this.window(), this.q.buf, at, len, this.frameOpts)
+      this.env.send(side.port, buf, n)
     }
-    const n = writeTcpFrame(buf, this.side.hdr, this.side.addr, seq, this.rcvNxt, flags, this.window(), payload, pOff, len, { gsoSize: this.mss })
-    this.env.send(this.side.port, buf, n)
     this.env.ackQueue.delete(this)
   }
 
@@ -377,6 +445,7 @@ export class TcpFlow implements TrackedFlow {
     this.state = STATE_NAMES[this.st]
     this.retries = 0
     this.disarm()
+    this.startReading()
   }
 
   private inWindow(seq: number): boolean {
@@ -408,7 +477,7 @@ export class TcpFlow implements TrackedFlow {
     else if (this.st === St.Established) {
       // Go back to the first unacknowledged byte; a zero window gets a one-byte probe.
       this.sndNxt = this.sndUna
-      if (this.peerWnd === 0 && this.queued > 0) this.peerWnd = 1
+      if (this.peerWnd === 0 && this.q.length > 0) this.peerWnd = 1
       this.flush()
     }
     this.arm()
@@ -437,8 +506,9 @@ export class TcpFlow implements TrackedFlow {
     this.disarm()
     this.env.ackQueue.delete(this)
     this.env.ct.remove(this.key)
+    this.reader?.close()
+    this.reader = undefined
     if (destroy || !this.sock.destroyed) this.sock.destroy()
-    this.sendQ = []
-    this.queued = 0
+    this.q.clear()
   }
 }

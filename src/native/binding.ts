@@ -31,6 +31,20 @@ export interface VxlanTx {
   setUdpGso(on: boolean): void
 }
 
+/**
+ * Reads a socket into a ring that JS owns (native/tcp_io.cc): `state` is [start, count] of the
+ * ring's data; the reader appends and calls onRead(bytes, status), status 0, 1 (end of stream)
+ * or -errno. It stops itself at the end, on an error and when the ring is full.
+ */
+export interface SockReader {
+  start(): void
+  stop(): void
+  /** A new ring; the data was moved into it and `state` describes it. */
+  setRing(ring: Uint8Array): void
+  /** Stops and closes the reader's own descriptor (a dup of the socket's). */
+  close(): void
+}
+
 export interface NativeBinding {
   tapOpen(name: string, flags: number, netnsPath?: string): TapHandle
   tapSetPersist(fd: number, on: boolean): void
@@ -67,6 +81,11 @@ export interface NativeBinding {
   /** Keeps polling every port this long after a batch before sleeping (0: off). */
   /** Spin this long after traffic before sleeping; `lightMicroseconds` while traffic is light (under 10 k frames/s). */
   setBusyPoll(microseconds: number, lightMicroseconds?: number): void
+  /** A non-blocking send to a stream socket: bytes written or -errno (-EAGAIN: its buffer is full). */
+  sockWrite(fd: number, buf: Uint8Array, offset: number, length: number): number
+  /** One frame from two places (headers, payload) with writev: bytes or -errno. */
+  writeFrameParts(fd: number, head: Uint8Array, headLength: number, data: Uint8Array, offset: number, length: number): number
+  SockReader: new (fd: number, ring: Uint8Array, state: Int32Array, onRead: (bytes: number, status: number) => void) => SockReader
   sendTo(fd: number, buf: Uint8Array, offset: number, length: number, ipv4: number): number
   tapFlags: { VNET_HDR: number; PERSIST: number; MULTI_QUEUE: number; ATTACH_ONLY: number; CREATE_ONLY: number; NO_OFFLOAD: number }
   VNET_HDR_SIZE: number
