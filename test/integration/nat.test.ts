@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url'
 import type { ChildProcess } from 'node:child_process'
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js'
 import { makeNs, sandboxName } from '../helpers/netns.js'
-import { inNs, must, mustInNs, ping, run, sleep, spawnInNs, waitFor } from '../helpers/sh.js'
+import { inNs, must, mustInNs, ping, run, spawnInNs, waitFor } from '../helpers/sh.js'
 
 const PEER = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'helpers', 'natpeer.py')
 const HOST = '10.226.0.1'
@@ -20,6 +20,12 @@ function serve(t: { teardown(fn: () => unknown): void }, ns: string, args: strin
   const p = spawnInNs(ns, ['python3', PEER, ...args])
   t.teardown(() => p.kill('SIGKILL'))
   return p
+}
+
+/** Until a server in `ns` listens on the port (a loaded machine starts python slowly). */
+async function listening(ns: string, proto: 'tcp' | 'udp', port: number): Promise<void> {
+  const flag = proto === 'tcp' ? '-ltnH' : '-lunH'
+  await waitFor(async () => (await inNs(ns, ['ss', flag, `sport = :${port}`])).stdout.trim() !== '', 10_000)
 }
 
 function lines(file: string): string[] {
@@ -56,7 +62,8 @@ t.test('NAT through the host', async (t) => {
   serve(t, outside, ['http-serve', OUTSIDE, '8000', httpLog])
   const udpLog = path.join(tmp, 'udp.log')
   serve(t, outside, ['udp-echo', OUTSIDE, '7000', udpLog])
-  await sleep(500)
+  await listening(outside, 'tcp', 8000)
+  await listening(outside, 'udp', 7000)
 
   await t.test('TCP, UDP and ICMP reach the outside, which sees the host', async (t) => {
     const r = await inNs(a, ['curl', '-s', '-m', '5', `http://${OUTSIDE}:8000/`])
@@ -129,7 +136,8 @@ t.test('NAT through the host', async (t) => {
     serve(t, web, ['http-serve', '0.0.0.0', '80', webLog])
     const echoLog = path.join(tmp, 'echo.log')
     serve(t, web, ['udp-echo', '0.0.0.0', '5353', echoLog])
-    await sleep(500)
+    await listening(web, 'tcp', 80)
+    await listening(web, 'udp', 5353)
     t.equal((await inNs(outside, ['curl', '-s', '-m', '5', `http://${HOST}:8081/`])).stdout, 'ok', 'from the outside')
     t.equal(lines(webLog).at(-1)?.split(' ')[0], OUTSIDE, 'the sandbox saw the outside client itself')
     t.equal((await run('nsenter', [`--net=/run/netns/${host}`, 'curl', '-s', '-m', '5', 'http://127.0.0.1:8081/'])).stdout, 'ok', 'from the host loopback')
@@ -199,7 +207,7 @@ t.test('NAT through the host', async (t) => {
 
   await t.test('a flood of connections from one sandbox hits its limit; others keep working', async (t) => {
     serve(t, outside, ['hold-serve', OUTSIDE, '8100'])
-    await sleep(300)
+    await listening(outside, 'tcp', 8100)
     const flood = sandboxName(t, 'nt')
     await d.cli(['sandbox', 'create', flood, '--network', 'default'])
     const r = await inNs(flood, ['python3', PEER, 'many-connect', OUTSIDE, '8100', '150'], 120_000)
