@@ -1,6 +1,6 @@
 // The data path of NAT TCP flows without Node's stream machinery: a sandbox's segment is
 // written to the host socket straight from the batch slab (sockWrite), the host socket is
-// read into a ring that the flow owns in JS (SockReader, no buffer allocated per read), and
+// read into a ring that the flow owns in JS (SockPoller, no buffer allocated per read), and
 // a frame to the sandbox goes to the TAP as two iovecs, headers and payload from the ring
 // (writeFrameParts: the payload is not copied into a scratch frame first). The TCP state
 // machine stays in TypeScript (src/nat/tcp-flow.ts).
@@ -46,27 +46,31 @@ static Napi::Value WriteFrameParts(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), w < 0 ? -errno : (double)w);
 }
 
-// new SockReader(fd, ring: Uint8Array, state: Int32Array, onRead(bytes, status))
+// new SockPoller(fd, ring: Uint8Array, state: Int32Array, onEvent(bytes, status))
 // Reads a socket into a ring: state[0] is where the ring's data starts, state[1] how many
-// bytes it holds; JS takes bytes off the front (acknowledged by the sandbox) and the reader
-// appends. The reader watches a dup() of the fd: Node's own handle keeps the original for
-// connecting and for writes that had to wait, and libuv allows one watcher per fd.
-// onRead gets the bytes read and a status: 0, 1 at end of stream, or -errno; the reader
-// stops itself at the end, on an error and when the ring is full (JS starts it again).
-class SockReader : public Napi::ObjectWrap<SockReader> {
+// bytes it holds; JS takes bytes off the front (acknowledged by the sandbox) and the poller
+// appends. And, while JS has bytes the socket did not take, it says when the socket can take
+// more. It watches a dup() of the fd: Node's own handle keeps the original (connecting,
+// shutdown), and libuv allows one watcher per fd.
+// onEvent gets the bytes read and a status: 0, 1 at end of stream, 2 for "writable", or
+// -errno. Reading stops by itself at the end, on an error and when the ring is full (JS
+// starts it again).
+constexpr int kWritable = 2;
+
+class SockPoller : public Napi::ObjectWrap<SockPoller> {
  public:
   static Napi::Function Init(Napi::Env env) {
-    return DefineClass(env, "SockReader",
-                       {InstanceMethod("start", &SockReader::Start), InstanceMethod("stop", &SockReader::Stop),
-                        InstanceMethod("setRing", &SockReader::SetRing), InstanceMethod("close", &SockReader::Close)});
+    return DefineClass(env, "SockPoller",
+                       {InstanceMethod("read", &SockPoller::Read), InstanceMethod("watchWritable", &SockPoller::WatchWritable),
+                        InstanceMethod("setRing", &SockPoller::SetRing), InstanceMethod("close", &SockPoller::Close)});
   }
 
-  explicit SockReader(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SockReader>(info) {
+  explicit SockPoller(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SockPoller>(info) {
     Napi::Env env = info.Env();
     int fd = info[0].As<Napi::Number>().Int32Value();
     Napi::Int32Array state = info[2].As<Napi::Int32Array>();
     if (state.ElementLength() < 2) {
-      ErrnoError(env, EINVAL, "SockReader", "state needs 2 elements").ThrowAsJavaScriptException();
+      ErrnoError(env, EINVAL, "SockPoller", "state needs 2 elements").ThrowAsJavaScriptException();
       return;
     }
     stateRef_ = Napi::Persistent(state);
@@ -93,7 +97,7 @@ class SockReader : public Napi::ObjectWrap<SockReader> {
     handle_->data = this;
   }
 
-  ~SockReader() override { CloseHandle(); }
+  ~SockPoller() override { CloseHandle(); }
 
  private:
   void UseRing(Napi::Uint8Array ring) {
@@ -103,14 +107,39 @@ class SockReader : public Napi::ObjectWrap<SockReader> {
   }
 
   static void OnPoll(uv_poll_t* h, int status, int events) {
-    SockReader* self = static_cast<SockReader*>(h->data);
+    SockPoller* self = static_cast<SockPoller*>(h->data);
     Napi::Env env = self->Env();
     Napi::HandleScope scope(env);
+    if (status < 0) {
+      self->reading_ = self->writing_ = false;
+      self->Watch();
+      self->Call(env, 0, status);
+      return;
+    }
+    // Writes first: the callback may close the poller, so check before reading.
+    if (events & UV_WRITABLE && self->writing_) {
+      self->Call(env, 0, kWritable);
+      if (!self->handle_ || env.IsExceptionPending()) return;
+    }
+    if (!(events & UV_READABLE) || !self->reading_) return;
     size_t got = 0;
-    int st = status < 0 ? status : self->Fill(&got);
-    if (st != 0 || (size_t)self->state_[1] >= self->cap_) uv_poll_stop(h);
-    if (got == 0 && st == 0) return;
-    self->callback_.MakeCallback(env.Global(), {Napi::Number::New(env, (double)got), Napi::Number::New(env, st)});
+    int st = self->Fill(&got);
+    if (st != 0 || (size_t)self->state_[1] >= self->cap_) {
+      self->reading_ = false;
+      self->Watch();
+    }
+    if (got > 0 || st != 0) self->Call(env, got, st);
+  }
+
+  void Call(Napi::Env env, size_t got, int st) {
+    callback_.MakeCallback(env.Global(), {Napi::Number::New(env, (double)got), Napi::Number::New(env, st)});
+  }
+
+  // Polls for what is wanted now: reading, writability, both, or nothing.
+  int Watch() {
+    if (!handle_) return -EBADF;
+    int ev = (reading_ ? UV_READABLE : 0) | (writing_ ? UV_WRITABLE : 0);
+    return ev ? uv_poll_start(handle_, ev, OnPoll) : uv_poll_stop(handle_);
   }
 
   // Reads into the ring's free space (up to two pieces when it wraps) until the socket has no
@@ -141,15 +170,19 @@ class SockReader : public Napi::ObjectWrap<SockReader> {
     }
   }
 
-  Napi::Value Start(const Napi::CallbackInfo& info) {
-    if (!handle_) return ThrowErrno(info.Env(), EBADF, "uv_poll_start");
-    int r = uv_poll_start(handle_, UV_READABLE, OnPoll);
+  // read(on): reading starts (again) or stops.
+  Napi::Value Read(const Napi::CallbackInfo& info) {
+    reading_ = info[0].As<Napi::Boolean>().Value();
+    int r = Watch();
     if (r < 0) return ThrowErrno(info.Env(), -r, "uv_poll_start");
     return info.Env().Undefined();
   }
 
-  Napi::Value Stop(const Napi::CallbackInfo& info) {
-    if (handle_) uv_poll_stop(handle_);
+  // watchWritable(on): say (once per readiness) when the socket can take more.
+  Napi::Value WatchWritable(const Napi::CallbackInfo& info) {
+    writing_ = info[0].As<Napi::Boolean>().Value();
+    int r = Watch();
+    if (r < 0) return ThrowErrno(info.Env(), -r, "uv_poll_start");
     return info.Env().Undefined();
   }
 
@@ -180,6 +213,8 @@ class SockReader : public Napi::ObjectWrap<SockReader> {
   }
 
   int fd_ = -1;
+  bool reading_ = false;
+  bool writing_ = false;
   uint8_t* ring_ = nullptr;
   size_t cap_ = 0;
   int32_t* state_ = nullptr;
@@ -192,7 +227,7 @@ class SockReader : public Napi::ObjectWrap<SockReader> {
 void InitTcpIo(Napi::Env env, Napi::Object exports) {
   exports.Set("sockWrite", Napi::Function::New(env, SockWrite));
   exports.Set("writeFrameParts", Napi::Function::New(env, WriteFrameParts));
-  exports.Set("SockReader", SockReader::Init(env));
+  exports.Set("SockPoller", SockPoller::Init(env));
 }
 
 }  // namespace switchyard

@@ -13,10 +13,11 @@
  *
  * The data path skips Node's stream machinery for host sockets (net.Socket): a sandbox's
  * segment is sent to the socket straight from the batch slab, and only what the socket does
- * not take is copied into Node's write queue (which the advertised window counts); the socket
- * is read by the addon into the flow's SendRing, and frames to the sandbox carry their payload
- * from there (two iovecs, no copy into the scratch frame). A service stream (DNS over TCP) is
- * read through its 'data' events and copied into the ring.
+ * not take is copied, into a ring of the flow's that the advertised window counts and that is
+ * written out when the addon says the socket can take more; the socket is read by the addon
+ * into another ring, and frames to the sandbox carry their payload from there (two iovecs, no
+ * copy into the scratch frame). A service stream (DNS over TCP) goes through Node's stream
+ * calls, its data copied into the ring.
  */
 import { createHmac, randomBytes } from 'node:crypto'
 import net from 'node:net'
@@ -24,7 +25,7 @@ import type { Duplex } from 'node:stream'
 import { TcpFlag } from '../packet/tcp.js'
 import { writeTcpFrame, type FlowAddress, type SendFrame } from '../gateway/frames.js'
 import type { ConnTrack, TrackedFlow } from './conntrack.js'
-import { native, type SockReader } from '../native/binding.js'
+import { native, SOCK_WRITABLE, type SockPoller } from '../native/binding.js'
 import { SendRing } from './send-ring.js'
 
 /** Writes one frame made of headers (head[0, headLen)) and a payload elsewhere; false when it failed. */
@@ -72,6 +73,8 @@ const MAX_RETRIES = 8
 /** A new flow's ring; it doubles while the host sends faster than the sandbox acknowledges. */
 const RING_START = 16 << 10
 
+const EAGAIN = -11
+
 /** Node's socket handle: its descriptor, for the addon's reads and writes. */
 type HandleSocket = { _handle?: { fd?: number } | null }
 
@@ -113,14 +116,16 @@ export class TcpFlow implements TrackedFlow {
   private mss: number
   /** Host bytes not yet acknowledged by the sandbox; its front is sndUna. */
   private q = new SendRing(RING_START)
-  /** Reads the host socket into q (net.Socket hosts); undefined before established or for streams. */
-  private reader?: SockReader
-  /** The reader stopped at a full ring of the largest size: started again as acks make room. */
+  /** Sandbox bytes the host socket has not taken yet (its own buffer was full). */
+  private out = new SendRing(0)
+  /** Reads the host socket into q, says when it takes writes (net.Socket hosts, once established). */
+  private poller?: SockPoller
+  /** Reading stopped at a full ring of the largest size: started again as acks make room. */
   private readerFull = false
-  /** The host socket's descriptor once connected (-1: a service stream, or not yet). */
+  /** The host socket's descriptor while the poller has it (else -1: Node's calls are used). */
   private fd = -1
-  /** net.Socket host: read by the addon; else by 'data' events. */
-  private nativeRead: boolean
+  /** net.Socket host: its data goes through the addon; else through Node's stream calls. */
+  private nativeIo: boolean
   private frameOpts = { gsoSize: 0 }
   private hostEnded = false
   private finAcked = false
@@ -149,9 +154,9 @@ export class TcpFlow implements TrackedFlow {
     this.iss = initialSequence(key)
     this.st = direction === 'egress' ? St.Connecting : St.SynSent
     this.state = STATE_NAMES[this.st]
-    this.nativeRead = sock instanceof net.Socket
+    this.nativeIo = sock instanceof net.Socket
     // Paused before it connects, Node never starts reading it: the addon will (established()).
-    if (this.nativeRead) sock.pause()
+    if (this.nativeIo) sock.pause()
     else sock.on('data', (d: Buffer) => this.fromHost(d))
     sock.on('end', () => {
       this.hostEnded = true
@@ -250,19 +255,21 @@ export class TcpFlow implements TrackedFlow {
     }
     if (this.st === St.Closed) return
     if (dLen > 0 || flags & TcpFlag.FIN) {
-      if (seq !== this.rcvNxt) {
-        this.ackNow() // out of order or a duplicate: say what we expect
+      // Out of order, a duplicate, or past the window we advertised: say what we expect.
+      if (seq !== this.rcvNxt || this.out.length > RCV_BUF) {
+        this.ackNow()
         return
       }
       if (dLen > 0 && !this.sandboxFin) {
         this.rcvNxt = add(this.rcvNxt, dLen)
         this.bytesOut += dLen
         this.toHost(data, dOff, dLen)
+        if ((this.st as St) === St.Closed) return // the host socket failed
       }
       if (flags & TcpFlag.FIN && !this.sandboxFin) {
         this.sandboxFin = true
         this.rcvNxt = add(this.rcvNxt, 1)
-        this.sock.end()
+        if (this.out.length === 0) this.sock.end() // else once the rest is written (drainOut)
       }
       this.env.ackQueue.add(this)
     }
@@ -282,42 +289,65 @@ export class TcpFlow implements TrackedFlow {
   // ---- data to and from the host -------------------------------------------------------
 
   /**
-   * Sandbox bytes to the host: sent straight from the batch slab while Node's write queue is
-   * empty (nothing may overtake it); the rest is copied into that queue, which the advertised
-   * window counts, so it stays bounded. Written out by hand for the no-allocation rule.
+   * Sandbox bytes to the host: sent straight from the batch slab while nothing waits before
+   * them; what the socket does not take is copied into `out`, which the advertised window
+   * counts (so it stays bounded) and drainOut() writes when the socket can take more. Written
+   * out by hand for the no-allocation rule. A service stream gets Node's write (a copy).
    */
   private toHost(data: Uint8Array, off: number, len: number): void {
+    if (this.fd < 0) return void this.sock.write(Buffer.from(data.subarray(off, off + len)))
     let sent = 0
-    if (this.fd >= 0 && this.sock.writableLength === 0) {
+    if (this.out.length === 0) {
       sent = native.sockWrite(this.fd, data, off, len)
       if (sent === len) return
-      // EAGAIN: all to the queue; another error: Node's write meets it too and reports it.
-      if (sent < 0) sent = 0
+      if (sent === EAGAIN) sent = 0
+      else if (sent < 0) return this.reset('host socket failed')
+      this.poller!.watchWritable(true)
     }
-    // A copy: the slab belongs to the batch; the socket may hold the bytes for a while.
-    this.sock.write(Buffer.from(data.subarray(off + sent, off + len)))
+    this.out.push(data.subarray(off + sent, off + len))
   }
 
-  /** Starts reading the host socket (once established): by the addon, or through 'data' events. */
-  private startReading(): void {
+  /** The host socket takes writes again: what waits in `out` goes first, then our FIN. */
+  private drainOut(): void {
+    const out = this.out
+    while (out.length > 0) {
+      const n = out.contiguous(0)
+      const w = native.sockWrite(this.fd, out.buf, out.offset(0), n)
+      if (w === EAGAIN) return
+      if (w < 0) return this.reset('host socket failed')
+      out.consume(w)
+      if (w < n) return
+    }
+    this.poller!.watchWritable(false)
+    if (this.sandboxFin) {
+      this.sock.end()
+      this.maybeDone()
+    } else {
+      this.windowUpdate()
+    }
+  }
+
+  /** Starts the host socket's data path (once established): the addon's poller, or Node's 'data' events. */
+  private startHostIo(): void {
     const fd = (this.sock as HandleSocket)._handle?.fd
-    if (fd === undefined || fd < 0) return
-    this.fd = fd
-    if (!this.nativeRead || this.reader) return
+    if (!this.nativeIo || this.poller || fd === undefined || fd < 0) return
     try {
-      this.reader = new native.SockReader(fd, this.q.buf, this.q.state, (n, status) => this.fromReader(n, status))
-      this.reader.start()
+      this.poller = new native.SockPoller(fd, this.q.buf, this.q.state, (n, status) => this.fromPoller(n, status))
+      this.poller.read(true)
+      this.fd = fd
     } catch {
-      // No descriptor left for the reader's own: Node reads this socket like any other.
-      this.nativeRead = false
+      // No descriptor left for the poller's own: Node carries this socket's data as any other.
+      this.nativeIo = false
+      this.poller = undefined
       this.sock.on('data', (d: Buffer) => this.fromHost(d))
       this.sock.resume()
     }
   }
 
-  /** The addon read `n` bytes into q; status 1: the host ended; below 0: the socket failed. */
-  private fromReader(n: number, status: number): void {
+  /** From the poller: `n` bytes read into q; status 1: the host ended; SOCK_WRITABLE; below 0: the socket failed. */
+  private fromPoller(n: number, status: number): void {
     if (this.st === St.Closed) return
+    if (status === SOCK_WRITABLE) return this.drainOut()
     this.lastActive = Date.now()
     this.bytesIn += n
     if (status < 0) return this.reset('host socket failed')
@@ -325,8 +355,8 @@ export class TcpFlow implements TrackedFlow {
     else if (this.q.length >= this.q.capacity) {
       if (this.q.capacity < SND_BUF) {
         this.q.grow(this.q.capacity * 2)
-        this.reader!.setRing(this.q.buf)
-        this.reader!.start()
+        this.poller!.setRing(this.q.buf)
+        this.poller!.read(true)
       } else {
         this.readerFull = true
       }
@@ -396,7 +426,7 @@ export class TcpFlow implements TrackedFlow {
       }
       if (this.readerFull) {
         this.readerFull = false
-        this.reader!.start()
+        this.poller!.read(true)
       }
     }
   }
@@ -404,7 +434,7 @@ export class TcpFlow implements TrackedFlow {
   // ---- frames to the sandbox -----------------------------------------------------------
 
   private window(): number {
-    const free = Math.max(0, RCV_BUF - this.sock.writableLength)
+    const free = Math.max(0, RCV_BUF - this.out.length - this.sock.writableLength)
     return this.useScale ? Math.min(0xffff, free >>> WSCALE) : Math.min(0xffff, free)
   }
 
@@ -445,7 +475,7 @@ export class TcpFlow implements TrackedFlow {
     this.state = STATE_NAMES[this.st]
     this.retries = 0
     this.disarm()
-    this.startReading()
+    this.startHostIo()
   }
 
   private inWindow(seq: number): boolean {
@@ -484,7 +514,8 @@ export class TcpFlow implements TrackedFlow {
   }
 
   private maybeDone(): void {
-    if (this.sandboxFin && this.finAcked) this.teardown('closed', false)
+    // Both ends done, and all the sandbox sent handed to the host socket.
+    if (this.sandboxFin && this.finAcked && this.out.length === 0) this.teardown('closed', false)
   }
 
   /** RST to the sandbox and away. */
@@ -506,9 +537,11 @@ export class TcpFlow implements TrackedFlow {
     this.disarm()
     this.env.ackQueue.delete(this)
     this.env.ct.remove(this.key)
-    this.reader?.close()
-    this.reader = undefined
+    this.poller?.close()
+    this.poller = undefined
+    this.fd = -1
     if (destroy || !this.sock.destroyed) this.sock.destroy()
     this.q.clear()
+    this.out.clear()
   }
 }

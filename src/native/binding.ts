@@ -32,18 +32,20 @@ export interface VxlanTx {
 }
 
 /**
- * Reads a socket into a ring that JS owns (native/tcp_io.cc): `state` is [start, count] of the
- * ring's data; the reader appends and calls onRead(bytes, status), status 0, 1 (end of stream)
- * or -errno. It stops itself at the end, on an error and when the ring is full.
+ * Reads a socket into a ring that JS owns (native/tcp_io.cc), and says when it can take
+ * writes again: `state` is [start, count] of the ring's data; the poller appends and calls
+ * onEvent(bytes, status), status 0, 1 (end of stream), SOCK_WRITABLE or -errno. Reading stops
+ * by itself at the end, on an error and when the ring is full.
  */
-export interface SockReader {
-  start(): void
-  stop(): void
+export interface SockPoller {
+  read(on: boolean): void
+  watchWritable(on: boolean): void
   /** A new ring; the data was moved into it and `state` describes it. */
   setRing(ring: Uint8Array): void
-  /** Stops and closes the reader's own descriptor (a dup of the socket's). */
+  /** Stops and closes the poller's own descriptor (a dup of the socket's). */
   close(): void
 }
+export const SOCK_WRITABLE = 2
 
 export interface NativeBinding {
   tapOpen(name: string, flags: number, netnsPath?: string): TapHandle
@@ -85,7 +87,7 @@ export interface NativeBinding {
   sockWrite(fd: number, buf: Uint8Array, offset: number, length: number): number
   /** One frame from two places (headers, payload) with writev: bytes or -errno. */
   writeFrameParts(fd: number, head: Uint8Array, headLength: number, data: Uint8Array, offset: number, length: number): number
-  SockReader: new (fd: number, ring: Uint8Array, state: Int32Array, onRead: (bytes: number, status: number) => void) => SockReader
+  SockPoller: new (fd: number, ring: Uint8Array, state: Int32Array, onEvent: (bytes: number, status: number) => void) => SockPoller
   sendTo(fd: number, buf: Uint8Array, offset: number, length: number, ipv4: number): number
   tapFlags: { VNET_HDR: number; PERSIST: number; MULTI_QUEUE: number; ATTACH_ONLY: number; CREATE_ONLY: number; NO_OFFLOAD: number }
   VNET_HDR_SIZE: number

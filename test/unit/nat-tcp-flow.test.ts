@@ -170,7 +170,7 @@ t.test('sandbox to host: a socket that stops taking data gets the rest queued, t
   let window = 4 << 20 // what the flow advertised with its last ACK
   let minWindow = window
   let maxQueued = 0
-  const sock = (sb.flow as unknown as { sock: net.Socket }).sock
+  const queued = () => (sb.flow as unknown as { out: SendRing }).out.length
   const pushSome = () => {
     // As a sandbox does: never past the window the flow advertised.
     let room = window
@@ -179,7 +179,7 @@ t.test('sandbox to host: a socket that stops taking data gets the rest queued, t
       sb.send(TcpFlag.ACK | TcpFlag.PSH, ours, data.subarray(pos, pos + n))
       pos += n
       room -= n
-      maxQueued = Math.max(maxQueued, sock.writableLength)
+      maxQueued = Math.max(maxQueued, queued())
     }
     sb.endBatch()
     for (const f of sb.frames.splice(0)) window = f.window
@@ -208,4 +208,27 @@ t.test('sandbox to host: a socket that stops taking data gets the rest queued, t
   sb.send(TcpFlag.FIN | TcpFlag.ACK, ours)
   await ended
   t.equal(sha(Buffer.concat(chunks)), sha(data), `${data.length} bytes arrived intact, in order`)
+})
+
+t.test('sandbox to host: a FIN behind queued data reaches the host after the data', async (t) => {
+  const { sb, client, iss } = await openFlow(t)
+  client.pause()
+  const data = crypto.randomBytes(2 << 20)
+  for (let pos = 0; pos < data.length; pos += 65000) sb.send(TcpFlag.ACK | TcpFlag.PSH, (iss + 1) >>> 0, data.subarray(pos, Math.min(pos + 65000, data.length)))
+  sb.send(TcpFlag.FIN | TcpFlag.ACK, (iss + 1) >>> 0)
+  const queued = (sb.flow as unknown as { out: SendRing }).out.length
+  t.ok(queued > 0, `${queued} bytes wait for the socket`)
+  const chunks: Buffer[] = []
+  const ended = new Promise((r) => client.once('end', r))
+  client.on('data', (c: Buffer) => chunks.push(c))
+  client.resume()
+  await ended
+  t.equal(sha(Buffer.concat(chunks)), sha(data), 'all data, then the end')
+  client.end()
+  await sleep(50)
+  sb.endBatch()
+  const fin = sb.frames.find((f) => f.flags & TcpFlag.FIN)
+  t.ok(fin, 'the host end went to the sandbox as a FIN')
+  sb.send(TcpFlag.ACK, (fin!.seq + 1) >>> 0)
+  t.equal(sb.flow.state, 'closed', 'both FINs acknowledged, nothing left to write: the flow is gone')
 })
