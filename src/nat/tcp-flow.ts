@@ -21,6 +21,7 @@
  */
 import { createHmac, randomBytes } from 'node:crypto'
 import net from 'node:net'
+import os from 'node:os'
 import type { Duplex } from 'node:stream'
 import { TcpFlag } from '../packet/tcp.js'
 import { writeTcpFrame, type FlowAddress, type SendFrame } from '../gateway/frames.js'
@@ -73,7 +74,7 @@ const MAX_RETRIES = 8
 /** A new flow's ring; it doubles while the host sends faster than the sandbox acknowledges. */
 const RING_START = 16 << 10
 
-const EAGAIN = -11
+const EAGAIN = -os.constants.errno.EAGAIN
 
 /** Node's socket handle: its descriptor, for the addon's reads and writes. */
 type HandleSocket = { _handle?: { fd?: number } | null }
@@ -115,23 +116,22 @@ export class TcpFlow implements TrackedFlow {
   private useScale = false
   private mss: number
   /** Host bytes not yet acknowledged by the sandbox; its front is sndUna. */
-  private q = new SendRing(RING_START)
+  private readonly q = new SendRing(RING_START)
   /** Sandbox bytes the host socket has not taken yet (its own buffer was full). */
-  private out = new SendRing(0)
+  private readonly out = new SendRing(0)
   /** Reads the host socket into q, says when it takes writes (net.Socket hosts, once established). */
   private poller?: SockPoller
-  /** Reading stopped at a full ring of the largest size: started again as acks make room. */
-  private readerFull = false
   /** The host socket's descriptor while the poller has it (else -1: Node's calls are used). */
   private fd = -1
   /** net.Socket host: its data goes through the addon; else through Node's stream calls. */
   private nativeIo: boolean
-  private frameOpts = { gsoSize: 0 }
+  private readonly frameOpts = { gsoSize: 0 }
   private hostEnded = false
   private finAcked = false
   private sandboxFin = false
   private timer?: NodeJS.Timeout
   private retries = 0
+  /** The host is not read (a full send ring) until acks make room: Node stream paused, or the poller stopped. */
   private paused = false
 
   constructor(
@@ -358,7 +358,7 @@ export class TcpFlow implements TrackedFlow {
         this.poller!.setRing(this.q.buf)
         this.poller!.read(true)
       } else {
-        this.readerFull = true
+        this.paused = true // the poller stopped itself; acks start it again
       }
     }
     this.flush()
@@ -419,15 +419,10 @@ export class TcpFlow implements TrackedFlow {
     this.q.consume(n)
     this.disarm()
     if (this.sndUna !== this.sndNxt) this.arm()
-    if (this.q.length < SND_BUF / 2) {
-      if (this.paused) {
-        this.paused = false
-        this.sock.resume()
-      }
-      if (this.readerFull) {
-        this.readerFull = false
-        this.poller!.read(true)
-      }
+    if (this.paused && this.q.length < SND_BUF / 2) {
+      this.paused = false
+      if (this.poller) this.poller.read(true)
+      else this.sock.resume()
     }
   }
 
