@@ -1,6 +1,6 @@
 // The data path of NAT TCP flows without Node's stream machinery: a sandbox's segment is
-// written to the host socket straight from the batch slab (sockWrite), the host socket is
-// read into a ring that the flow owns in JS (SockPoller, no buffer allocated per read), and
+// written to the host socket straight from the batch slab (SockPoller.write), the host socket
+// is read into a ring that the flow owns in JS (SockPoller, no buffer allocated per read), and
 // a frame to the sandbox goes to the TAP as two iovecs, headers and payload from the ring
 // (writeFrameParts: the payload is not copied into a scratch frame first). The TCP state
 // machine stays in TypeScript (src/nat/tcp-flow.ts).
@@ -16,19 +16,6 @@
 #include "errors.h"
 
 namespace switchyard {
-
-// sockWrite(fd, buf: Uint8Array, offset, length) -> bytes written | -errno (-EAGAIN when the
-// socket buffer is full). Never blocks and never raises SIGPIPE.
-static Napi::Value SockWrite(const Napi::CallbackInfo& info) {
-  int fd = info[0].As<Napi::Number>().Int32Value();
-  Napi::Uint8Array buf = info[1].As<Napi::Uint8Array>();
-  size_t off = info[2].As<Napi::Number>().Uint32Value();
-  size_t n = info[3].As<Napi::Number>().Uint32Value();
-  if (off + n > buf.ByteLength()) return ThrowErrno(info.Env(), ERANGE, "sockWrite");
-  ssize_t w;
-  do { w = send(fd, buf.Data() + off, n, MSG_DONTWAIT | MSG_NOSIGNAL); } while (w < 0 && errno == EINTR);
-  return Napi::Number::New(info.Env(), w < 0 ? -errno : (double)w);
-}
 
 // writeFrameParts(fd, head: Uint8Array, headLength, data: Uint8Array, offset, length)
 // -> bytes | -errno: one frame written from two places (writev); a TAP takes it whole.
@@ -49,9 +36,10 @@ static Napi::Value WriteFrameParts(const Napi::CallbackInfo& info) {
 // new SockPoller(fd, ring: Uint8Array, state: Int32Array, onEvent(bytes, status))
 // Reads a socket into a ring: state[0] is where the ring's data starts, state[1] how many
 // bytes it holds; JS takes bytes off the front (acknowledged by the sandbox) and the poller
-// appends. And, while JS has bytes the socket did not take, it says when the socket can take
-// more. It watches a dup() of the fd: Node's own handle keeps the original (connecting,
-// shutdown), and libuv allows one watcher per fd.
+// appends. It writes to the socket, and while JS has bytes the socket did not take, it says
+// when the socket can take more. It works on a dup() of the fd, closed only by close(): Node's
+// own handle keeps the original (connecting, shutdown), libuv allows one watcher per fd, and
+// a descriptor number Node closed and the kernel gave to someone else is never written to.
 // onEvent gets the bytes read and a status: 0, 1 at end of stream, 2 for "writable", or
 // -errno. Reading stops by itself at the end, on an error and when the ring is full (JS
 // starts it again).
@@ -61,7 +49,8 @@ class SockPoller : public Napi::ObjectWrap<SockPoller> {
  public:
   static Napi::Function Init(Napi::Env env) {
     return DefineClass(env, "SockPoller",
-                       {InstanceMethod("read", &SockPoller::Read), InstanceMethod("watchWritable", &SockPoller::WatchWritable),
+                       {InstanceMethod("read", &SockPoller::Read), InstanceMethod("write", &SockPoller::Write),
+                        InstanceMethod("watchWritable", &SockPoller::WatchWritable),
                         InstanceMethod("setRing", &SockPoller::SetRing), InstanceMethod("close", &SockPoller::Close)});
   }
 
@@ -178,6 +167,19 @@ class SockPoller : public Napi::ObjectWrap<SockPoller> {
     return info.Env().Undefined();
   }
 
+  // write(buf: Uint8Array, offset, length) -> bytes written | -errno (-EAGAIN when the socket
+  // buffer is full). Never blocks and never raises SIGPIPE.
+  Napi::Value Write(const Napi::CallbackInfo& info) {
+    Napi::Uint8Array buf = info[0].As<Napi::Uint8Array>();
+    size_t off = info[1].As<Napi::Number>().Uint32Value();
+    size_t n = info[2].As<Napi::Number>().Uint32Value();
+    if (off + n > buf.ByteLength()) return ThrowErrno(info.Env(), ERANGE, "SockPoller.write");
+    if (fd_ < 0) return Napi::Number::New(info.Env(), -EBADF);
+    ssize_t w;
+    do { w = send(fd_, buf.Data() + off, n, MSG_DONTWAIT | MSG_NOSIGNAL); } while (w < 0 && errno == EINTR);
+    return Napi::Number::New(info.Env(), w < 0 ? -errno : (double)w);
+  }
+
   // watchWritable(on): say (once per readiness) when the socket can take more.
   Napi::Value WatchWritable(const Napi::CallbackInfo& info) {
     writing_ = info[0].As<Napi::Boolean>().Value();
@@ -225,7 +227,6 @@ class SockPoller : public Napi::ObjectWrap<SockPoller> {
 };
 
 void InitTcpIo(Napi::Env env, Napi::Object exports) {
-  exports.Set("sockWrite", Napi::Function::New(env, SockWrite));
   exports.Set("writeFrameParts", Napi::Function::New(env, WriteFrameParts));
   exports.Set("SockPoller", SockPoller::Init(env));
 }

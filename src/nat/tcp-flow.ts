@@ -121,8 +121,6 @@ export class TcpFlow implements TrackedFlow {
   private readonly out = new SendRing(0)
   /** Reads the host socket into q, says when it takes writes (net.Socket hosts, once established). */
   private poller?: SockPoller
-  /** The host socket's descriptor while the poller has it (else -1: Node's calls are used). */
-  private fd = -1
   /** net.Socket host: its data goes through the addon; else through Node's stream calls. */
   private nativeIo: boolean
   private readonly frameOpts = { gsoSize: 0 }
@@ -295,14 +293,15 @@ export class TcpFlow implements TrackedFlow {
    * out by hand for the no-allocation rule. A service stream gets Node's write (a copy).
    */
   private toHost(data: Uint8Array, off: number, len: number): void {
-    if (this.fd < 0) return void this.sock.write(Buffer.from(data.subarray(off, off + len)))
+    const poller = this.poller
+    if (!poller) return void this.sock.write(Buffer.from(data.subarray(off, off + len)))
     let sent = 0
     if (this.out.length === 0) {
-      sent = native.sockWrite(this.fd, data, off, len)
+      sent = poller.write(data, off, len)
       if (sent === len) return
       if (sent === EAGAIN) sent = 0
       else if (sent < 0) return this.reset('host socket failed')
-      this.poller!.watchWritable(true)
+      poller.watchWritable(true)
     }
     this.out.push(data.subarray(off + sent, off + len))
   }
@@ -312,7 +311,7 @@ export class TcpFlow implements TrackedFlow {
     const out = this.out
     while (out.length > 0) {
       const n = out.contiguous(0)
-      const w = native.sockWrite(this.fd, out.buf, out.offset(0), n)
+      const w = this.poller!.write(out.buf, out.offset(0), n)
       if (w === EAGAIN) return
       if (w < 0) return this.reset('host socket failed')
       out.consume(w)
@@ -334,7 +333,6 @@ export class TcpFlow implements TrackedFlow {
     try {
       this.poller = new native.SockPoller(fd, this.q.buf, this.q.state, (n, status) => this.fromPoller(n, status))
       this.poller.read(true)
-      this.fd = fd
     } catch {
       // No descriptor left for the poller's own: Node carries this socket's data as any other.
       this.nativeIo = false
@@ -534,7 +532,6 @@ export class TcpFlow implements TrackedFlow {
     this.env.ct.remove(this.key)
     this.poller?.close()
     this.poller = undefined
-    this.fd = -1
     if (destroy || !this.sock.destroyed) this.sock.destroy()
     this.q.clear()
     this.out.clear()

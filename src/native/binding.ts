@@ -39,6 +39,8 @@ export interface VxlanTx {
  */
 export interface SockPoller {
   read(on: boolean): void
+  /** A non-blocking send: bytes written or -errno (-EAGAIN: the socket's buffer is full). */
+  write(buf: Uint8Array, offset: number, length: number): number
   watchWritable(on: boolean): void
   /** A new ring; the data was moved into it and `state` describes it. */
   setRing(ring: Uint8Array): void
@@ -83,8 +85,6 @@ export interface NativeBinding {
   /** Keeps polling every port this long after a batch before sleeping (0: off). */
   /** Spin this long after traffic before sleeping; `lightMicroseconds` while traffic is light (under 10 k frames/s). */
   setBusyPoll(microseconds: number, lightMicroseconds?: number): void
-  /** A non-blocking send to a stream socket: bytes written or -errno (-EAGAIN: its buffer is full). */
-  sockWrite(fd: number, buf: Uint8Array, offset: number, length: number): number
   /** One frame from two places (headers, payload) with writev: bytes or -errno. */
   writeFrameParts(fd: number, head: Uint8Array, headLength: number, data: Uint8Array, offset: number, length: number): number
   SockPoller: new (fd: number, ring: Uint8Array, state: Int32Array, onEvent: (bytes: number, status: number) => void) => SockPoller

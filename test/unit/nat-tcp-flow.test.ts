@@ -9,7 +9,7 @@ import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import t, { type Test } from 'tap'
-import { native } from '../../src/native/binding.js'
+import { native, type SockPoller } from '../../src/native/binding.js'
 import { ConnTrack } from '../../src/nat/conntrack.js'
 import { SendRing } from '../../src/nat/send-ring.js'
 import { TcpFlow, type SandboxSide, type TcpFlowEnv } from '../../src/nat/tcp-flow.js'
@@ -157,13 +157,16 @@ t.test('sandbox to host: a socket that stops taking data gets the rest queued, t
   const { sb, client, iss } = await openFlow(t)
   const ours = (iss + 1) >>> 0
   const results: number[] = []
-  const real = native.sockWrite
-  native.sockWrite = (fd, buf, off, len) => {
-    const r = real(fd, buf, off, len)
-    results.push(r === len ? 0 : r < 0 ? r : 1)
-    return r
-  }
-  t.teardown(() => (native.sockWrite = real))
+  // The addon's methods are read-only: the spy is an own property of this flow's poller.
+  const poller = (sb.flow as unknown as { poller: SockPoller }).poller
+  const real = poller.write.bind(poller)
+  Object.defineProperty(poller, 'write', {
+    value: (buf: Uint8Array, off: number, len: number) => {
+      const r = real(buf, off, len)
+      results.push(r === len ? 0 : r < 0 ? r : 1)
+      return r
+    },
+  })
   client.pause()
   const data = crypto.randomBytes(16 << 20)
   let pos = 0
