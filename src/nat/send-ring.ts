@@ -11,13 +11,17 @@
  *   q.push(chunk); const at = q.offset(0); const n = q.contiguous(0)   // q.buf[at, at + n)
  *   q.consume(acked)
  */
+/** The memory of every empty ring (size 0): a flow that never queues anything allocates none. */
+const NONE = new Uint8Array(0)
+const MIN_SIZE = 4096
+
 export class SendRing {
   buf: Uint8Array
   /** [start, count]: where the data begins in buf and how many bytes there are (shared with the native reader). */
   readonly state = new Int32Array(2)
 
   constructor(initial: number) {
-    this.buf = new Uint8Array(initial)
+    this.buf = initial > 0 ? new Uint8Array(initial) : NONE
   }
 
   get length(): number {
@@ -42,7 +46,7 @@ export class SendRing {
 
   /** Appends a copy of `chunk`, growing the ring as far as it needs. */
   push(chunk: Uint8Array): void {
-    while (this.buf.length - this.state[1] < chunk.length) this.grow(Math.max(4096, this.buf.length * 2))
+    while (this.buf.length - this.state[1] < chunk.length) this.grow(Math.max(MIN_SIZE, this.buf.length * 2))
     const tail = this.offset(this.state[1])
     const first = Math.min(chunk.length, this.buf.length - tail)
     this.buf.set(chunk.subarray(0, first), tail)
@@ -71,7 +75,7 @@ export class SendRing {
 
   /** Lets go of the memory (the flow is closed). */
   clear(): void {
-    this.buf = new Uint8Array(0)
+    this.buf = NONE
     this.state[0] = this.state[1] = 0
   }
 }

@@ -72,7 +72,7 @@ const MAX_SEG = 65535 - 20 - 60 - 14
 const RTO_MS = 200
 const MAX_RETRIES = 8
 /** A new flow's ring; it doubles while the host sends faster than the sandbox acknowledges. */
-const RING_START = 16 << 10
+const RING_START = 4 << 10
 
 const EAGAIN = -os.constants.errno.EAGAIN
 
