@@ -229,6 +229,7 @@ class SockPoller : public Napi::ObjectWrap<SockPoller> {
 void InitTcpIo(Napi::Env env, Napi::Object exports) {
   exports.Set("writeFrameParts", Napi::Function::New(env, WriteFrameParts));
   exports.Set("SockPoller", SockPoller::Init(env));
+  exports.Set("SOCK_WRITABLE", Napi::Number::New(env, kWritable));
 }
 
 }  // namespace switchyard

@@ -47,7 +47,6 @@ export interface SockPoller {
   /** Stops and closes the poller's own descriptor (a dup of the socket's). */
   close(): void
 }
-export const SOCK_WRITABLE = 2
 
 export interface NativeBinding {
   tapOpen(name: string, flags: number, netnsPath?: string): TapHandle
@@ -88,6 +87,8 @@ export interface NativeBinding {
   /** One frame from two places (headers, payload) with writev: bytes or -errno. */
   writeFrameParts(fd: number, head: Uint8Array, headLength: number, data: Uint8Array, offset: number, length: number): number
   SockPoller: new (fd: number, ring: Uint8Array, state: Int32Array, onEvent: (bytes: number, status: number) => void) => SockPoller
+  /** The status a SockPoller reports when its socket can take writes again. */
+  SOCK_WRITABLE: number
   sendTo(fd: number, buf: Uint8Array, offset: number, length: number, ipv4: number): number
   tapFlags: { VNET_HDR: number; PERSIST: number; MULTI_QUEUE: number; ATTACH_ONLY: number; CREATE_ONLY: number; NO_OFFLOAD: number }
   VNET_HDR_SIZE: number
@@ -100,6 +101,7 @@ export const native: NativeBinding = require(path.join(here, '..', '..', 'build'
 
 export const TapFlags = native.tapFlags
 export const VNET_HDR_SIZE = native.VNET_HDR_SIZE
+export const SOCK_WRITABLE = native.SOCK_WRITABLE
 
 /** Errors from the addon carry the errno name and the syscall, like Node's own. */
 export interface NativeError extends Error {
