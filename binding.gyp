@@ -10,7 +10,8 @@
         "native/poller.cc",
         "native/icmp_socket.cc",
         "native/udp_io.cc",
-        "native/gso.cc"
+        "native/gso.cc",
+        "native/tcp_io.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_CPP_EXCEPTIONS"],

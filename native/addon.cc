@@ -9,6 +9,7 @@
 #include "udp_io.h"
 #include "poller.h"
 #include "tap_device.h"
+#include "tcp_io.h"
 
 // raiseFdLimit() -> the open-file limit after raising the soft limit to the hard one: every
 // NAT flow holds a host socket.
@@ -30,6 +31,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   switchyard::InitIcmpSocket(env, exports);
   switchyard::InitUdpIo(env, exports);
   switchyard::InitGso(env, exports);
+  switchyard::InitTcpIo(env, exports);
   return exports;
 }
 

@@ -78,4 +78,5 @@ export class TapIo {
 
   writeBatch = native.writeBatch
   writeFrame = native.writeFrame
+  writeFrameParts = native.writeFrameParts
 }

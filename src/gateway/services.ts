@@ -72,7 +72,7 @@ export class GatewayServices {
     this.leaseSeconds = opts.dhcpLeaseSeconds ?? 3600
     this.dns = new DnsServer({ records: this.records, upstreams: opts.upstreams, log: opts.log })
     this.dhcp = new DhcpServer(opts.leases, { log: (m) => opts.log.info(m) })
-    this.nat = new Nat({ ...opts.nat, send: this.sw.sendFrame })
+    this.nat = new Nat({ ...opts.nat, send: this.sw.sendFrame, sendParts: this.sw.sendFrameParts })
   }
 
   /** What NAT knows of an attached network (published ports use it too). */

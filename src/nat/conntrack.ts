@@ -59,12 +59,16 @@ export class ConnTrack {
   readonly maxFlows: number
   readonly maxPerSandbox: number
   readonly maxSockets: number
-  /** Host sockets held now: one per TCP flow, one per UDP mapping (shared by its flows). */
+  /**
+   * Descriptors of host sockets held now: two per TCP flow (Node's socket and the addon's
+   * duplicate it writes through), one per UDP mapping (shared by its flows).
+   */
   sockets = 0
   readonly counters: ConnTrackCounters = { refusedSockets: 0, created: 0, closed: 0, expired: 0, refusedTableFull: 0, refusedSandboxLimit: 0 }
   private readonly flows = new Map<string, TrackedFlow>()
   private readonly perSandbox = new Map<string, number>()
-  private readonly socketFlows = new Set<string>()
+  /** Descriptors held by each flow that has its own socket. */
+  private readonly socketFlows = new Map<string, number>()
   private readonly now: () => number
   private readonly sweeper: NodeJS.Timeout
 
@@ -102,11 +106,11 @@ export class ConnTrack {
     return undefined
   }
 
-  /** Adds a flow; `socket`: it holds a host socket, given back by remove(). */
-  add(key: string, flow: TrackedFlow, socket = false): void {
-    if (socket) {
-      this.sockets++
-      this.socketFlows.add(key)
+  /** Adds a flow holding `descriptors` of its own, given back by remove(). */
+  add(key: string, flow: TrackedFlow, descriptors = 0): void {
+    if (descriptors > 0) {
+      this.sockets += descriptors
+      this.socketFlows.set(key, descriptors)
     }
     this.flows.set(key, flow)
     const sk = `${flow.network}|${flow.sandboxIp}`
@@ -129,7 +133,11 @@ export class ConnTrack {
     const f = this.flows.get(key)
     if (!f) return
     this.flows.delete(key)
-    if (this.socketFlows.delete(key)) this.sockets--
+    const held = this.socketFlows.get(key)
+    if (held !== undefined) {
+      this.sockets -= held
+      this.socketFlows.delete(key)
+    }
     const sk = `${f.network}|${f.sandboxIp}`
     const n = (this.perSandbox.get(sk) ?? 1) - 1
     if (n > 0) this.perSandbox.set(sk, n)

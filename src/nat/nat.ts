@@ -22,13 +22,15 @@ import { writeTcpFrame, type FlowAddress, type SendFrame } from '../gateway/fram
 import { ConnTrack, flowKey, type TrackedFlow } from './conntrack.js'
 import { IcmpEcho } from './icmp-echo.js'
 import { native } from '../native/binding.js'
-import { TcpFlow, type SandboxSide } from './tcp-flow.js'
+import { TcpFlow, type SandboxSide, type SendFrameParts, type TcpFlowEnv } from './tcp-flow.js'
 import { UdpHostSocket, type UdpEnv, type UdpFlow } from './udp-flow.js'
 import { UdpMappings } from './udp-mappings.js'
 
 const ETH = 14
 const VNET_NEEDS_CSUM = 1
 const LOOPBACK = 0x7f000001
+/** A TCP flow's descriptors: Node's socket and the addon's duplicate it writes through. */
+const TCP_DESCRIPTORS = 2
 
 /** A TCP service the gateway itself offers (DNS over TCP): a stream per connection, or undefined to refuse. */
 export type LocalTcpService = (peerIp: number, peerPort: number) => Duplex | undefined
@@ -64,6 +66,8 @@ export interface PublishTarget {
 
 export interface NatOptions extends NatLimits {
   send: SendFrame
+  /** TCP frames to sandboxes with their payload in place (no copy); absent: copied. */
+  sendParts?: SendFrameParts
   /** A new unbound udp4 socket (tests give fakes). */
   udpSocket?: () => dgram.Socket
 }
@@ -111,8 +115,10 @@ export class Nat {
   readonly ct: ConnTrack
   readonly counters: NatCounters = { frames: 0, malformed: 0, badChecksum: 0, fragments: 0, unroutable: 0, refusedLimit: 0, unsolicited: 0, retransmits: 0, resets: 0, internal: 0, socketErrors: 0, udpFiltered: 0 }
   private readonly send: SendFrame
+  private readonly tcpEnv: TcpFlowEnv
   private readonly scratch = new Uint8Array(64 + ETH + 65536 + 128)
   private readonly ackQueue = new Set<TcpFlow>()
+  private readonly tcpCache: (TcpFlow | undefined)[] = new Array(TCP_CACHE).fill(undefined)
   private readonly icmp: IcmpEcho
   private readonly published = new Map<string, { spec: Publish; close: () => void }[]>()
   private readonly udpEnv: UdpEnv
@@ -125,6 +131,7 @@ export class Nat {
     const maxSockets = opts.maxSockets ?? Math.max(64, native.raiseFdLimit() - 1024)
     this.ct = new ConnTrack({ maxFlows: opts.maxFlows, maxPerSandbox: opts.maxPerSandbox, maxSockets })
     this.icmp = new IcmpEcho(this.ct, this.send)
+    this.tcpEnv = { send: this.send, sendParts: opts.sendParts, scratch: this.scratch, ct: this.ct, ackQueue: this.ackQueue, counters: this.counters }
     this.udpEnv = {
       send: this.send,
       scratch: this.scratch,
@@ -199,17 +206,23 @@ export class Nat {
     return { port, hdr, mtu: nw.mtu, addr }
   }
 
-  private env() {
-    return { send: this.send, scratch: this.scratch, ct: this.ct, ackQueue: this.ackQueue, counters: this.counters }
-  }
-
   private tcp(nw: NatNetwork, inPort: number, slab: Uint8Array, eth: number, hdr: number, l4: number, l4len: number, src: number, dst: number, remote: number): void {
     const sport = tcpSrcPort(slab, l4)
     const dport = tcpDstPort(slab, l4)
     const flags = tcpFlags(slab, l4)
     const seq = tcpSeq(slab, l4)
-    const key = flowKey('tcp', nw.id, src, sport, dst, dport)
-    const existing = this.ct.get(key) as TcpFlow | undefined
+    // The flows of recent segments, by their ports and addresses: a hit costs no key string
+    // (the no-allocation rule); a miss looks the flow up by key as before.
+    const slot = (sport ^ dport ^ src ^ dst) & (TCP_CACHE - 1)
+    let existing = this.tcpCache[slot]
+    let key: string
+    if (existing?.carries(nw.id, src, sport, dst, dport)) {
+      key = existing.key
+    } else {
+      key = flowKey('tcp', nw.id, src, sport, dst, dport)
+      existing = this.ct.get(key) as TcpFlow | undefined
+      if (existing) this.tcpCache[slot] = existing
+    }
     const thl = tcpHeaderLength(slab, l4)
     if (existing) {
       const opts = flags & TcpFlag.SYN ? synOptions(slab, l4, thl) : NO_OPTS
@@ -243,8 +256,8 @@ export class Nat {
     }
     const sock = service ? service(src, sport) : net.connect({ host: ipv4ToString(remote), port: dport, noDelay: true, allowHalfOpen: true })
     if (!sock) return refuse()
-    const flow = new TcpFlow(this.env(), key, nw.id, src, sport, dst, dport, 'egress', side, sock)
-    this.ct.add(key, flow, !service)
+    const flow = new TcpFlow(this.tcpEnv, key, nw.id, src, sport, dst, dport, 'egress', side, sock)
+    this.ct.add(key, flow, service ? 0 : TCP_DESCRIPTORS)
     const o = synOptions(slab, l4, thl)
     flow.acceptSyn(seq, tcpWindow(slab, l4), o.mss, o.wscale)
   }
@@ -301,8 +314,8 @@ export class Nat {
         mtu: t.network.mtu,
         addr: { srcMac: t.network.gatewayMac, dstMac: t.sandboxMac, srcIp: from.ip, dstIp: t.sandboxIp, srcPort: from.port, dstPort: spec.port },
       }
-      const flow = new TcpFlow(this.env(), key, t.network.id, t.sandboxIp, spec.port, from.ip, from.port, 'published', side, sock)
-      this.ct.add(key, flow, true)
+      const flow = new TcpFlow(this.tcpEnv, key, t.network.id, t.sandboxIp, spec.port, from.ip, from.port, 'published', side, sock)
+      this.ct.add(key, flow, TCP_DESCRIPTORS)
       flow.connect()
     })
     return new Promise((resolve, reject) => {
@@ -362,6 +375,8 @@ export class Nat {
 }
 
 const NO_OPTS = { mss: 0, wscale: -1 }
+/** Slots of the TCP flow cache (a power of two). */
+const TCP_CACHE = 64
 
 /** MSS and window scale from a SYN's options (0 / -1 when absent). */
 function synOptions(buf: Uint8Array, tcp: number, thl: number): { mss: number; wscale: number } {

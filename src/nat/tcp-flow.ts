@@ -10,16 +10,33 @@
  * the host socket is paused while the sandbox has not taken what we sent (memory stays
  * bounded both ways); retransmission from the first unacknowledged byte; large frames with
  * TSO towards sandboxes whose TAP has offloads; FIN and RST both ways.
+ *
+ * The data path skips Node's stream machinery for host sockets (net.Socket): a sandbox's
+ * segment is sent to the socket straight from the batch slab, and only what the socket does
+ * not take is copied, into a ring of the flow's that the advertised window counts and that is
+ * written out when the addon says the socket can take more; the socket is read by the addon
+ * into another ring, and frames to the sandbox carry their payload from there (two iovecs, no
+ * copy into the scratch frame). A service stream (DNS over TCP) goes through Node's stream
+ * calls, its data copied into the ring.
  */
 import { createHmac, randomBytes } from 'node:crypto'
+import net from 'node:net'
+import os from 'node:os'
 import type { Duplex } from 'node:stream'
 import { TcpFlag } from '../packet/tcp.js'
 import { writeTcpFrame, type FlowAddress, type SendFrame } from '../gateway/frames.js'
 import type { ConnTrack, TrackedFlow } from './conntrack.js'
+import { native, SOCK_WRITABLE, type SockPoller } from '../native/binding.js'
+import { SendRing } from './send-ring.js'
+
+/** Writes one frame made of headers (head[0, headLen)) and a payload elsewhere; false when it failed. */
+export type SendFrameParts = (port: number, head: Uint8Array, headLen: number, data: Uint8Array, offset: number, length: number) => boolean
 
 /** What a flow needs from the NAT engine. */
 export interface TcpFlowEnv {
   send: SendFrame
+  /** Frames to the sandbox without copying their payload (absent: copied into scratch). */
+  sendParts?: SendFrameParts
   /** Frame scratch: 64 KiB of segment plus headers. */
   scratch: Uint8Array
   ct: ConnTrack
@@ -54,6 +71,13 @@ const SND_BUF = 4 << 20
 const MAX_SEG = 65535 - 20 - 60 - 14
 const RTO_MS = 200
 const MAX_RETRIES = 8
+/** A new flow's ring; it doubles while the host sends faster than the sandbox acknowledges. */
+const RING_START = 4 << 10
+
+const EAGAIN = -os.constants.errno.EAGAIN
+
+/** Node's socket handle: its descriptor, for the addon's reads and writes. */
+type HandleSocket = { _handle?: { fd?: number } | null }
 
 const add = (a: number, n: number) => (a + n) >>> 0
 
@@ -91,14 +115,21 @@ export class TcpFlow implements TrackedFlow {
   private peerShift = 0
   private useScale = false
   private mss: number
-  /** Host bytes not yet acknowledged by the sandbox; sendQ[0] starts at sndUna. */
-  private sendQ: Buffer[] = []
-  private queued = 0
+  /** Host bytes not yet acknowledged by the sandbox; its front is sndUna. */
+  private readonly q = new SendRing(RING_START)
+  /** Sandbox bytes the host socket has not taken yet (its own buffer was full). */
+  private readonly out = new SendRing(0)
+  /** Reads the host socket into q, says when it takes writes (net.Socket hosts, once established). */
+  private poller?: SockPoller
+  /** net.Socket host: its data goes through the addon; else through Node's stream calls. */
+  private nativeIo: boolean
+  private readonly frameOpts = { gsoSize: 0 }
   private hostEnded = false
   private finAcked = false
   private sandboxFin = false
   private timer?: NodeJS.Timeout
   private retries = 0
+  /** The host is not read (a full send ring) until acks make room: Node stream paused, or the poller stopped. */
   private paused = false
 
   constructor(
@@ -121,7 +152,10 @@ export class TcpFlow implements TrackedFlow {
     this.iss = initialSequence(key)
     this.st = direction === 'egress' ? St.Connecting : St.SynSent
     this.state = STATE_NAMES[this.st]
-    sock.on('data', (d: Buffer) => this.fromHost(d))
+    this.nativeIo = sock instanceof net.Socket
+    // Paused before it connects, Node never starts reading it: the addon will (established()).
+    if (this.nativeIo) sock.pause()
+    else sock.on('data', (d: Buffer) => this.fromHost(d))
     sock.on('end', () => {
       this.hostEnded = true
       this.flush()
@@ -132,6 +166,11 @@ export class TcpFlow implements TrackedFlow {
       // A clean end leaves queued data and our FIN to be delivered; anything else is a reset.
       if (this.st !== St.Closed && (hadError || !this.hostEnded)) this.reset('host socket closed')
     })
+  }
+
+  /** Whether this open flow carries the sandbox's segments from src:sport to dst:dport on `network`. */
+  carries(network: string, src: number, sport: number, dst: number, dport: number): boolean {
+    return this.st !== St.Closed && this.sandboxPort === sport && this.remotePort === dport && this.sandboxIp === src && this.remoteIp === dst && this.network === network
   }
 
   timeoutMs(): number {
@@ -191,7 +230,6 @@ export class TcpFlow implements TrackedFlow {
         this.sndUna = ack
         this.established()
         this.ackNow()
-        this.sock.resume()
       } else if (this.st === St.SynRcvd) {
         this.emitSyn(TcpFlag.SYN | TcpFlag.ACK) // our SYN-ACK was lost
       }
@@ -215,20 +253,21 @@ export class TcpFlow implements TrackedFlow {
     }
     if (this.st === St.Closed) return
     if (dLen > 0 || flags & TcpFlag.FIN) {
-      if (seq !== this.rcvNxt) {
-        this.ackNow() // out of order or a duplicate: say what we expect
+      // Out of order, a duplicate, or past the window we advertised: say what we expect.
+      if (seq !== this.rcvNxt || this.out.length > RCV_BUF) {
+        this.ackNow()
         return
       }
       if (dLen > 0 && !this.sandboxFin) {
         this.rcvNxt = add(this.rcvNxt, dLen)
         this.bytesOut += dLen
-        // A copy: the slab belongs to the batch; the socket may hold the bytes for a while.
-        this.sock.write(Buffer.from(data.subarray(dOff, dOff + dLen)))
+        this.toHost(data, dOff, dLen)
+        if ((this.st as St) === St.Closed) return // the host socket failed
       }
       if (flags & TcpFlag.FIN && !this.sandboxFin) {
         this.sandboxFin = true
         this.rcvNxt = add(this.rcvNxt, 1)
-        this.sock.end()
+        if (this.out.length === 0) this.sock.end() // else once the rest is written (drainOut)
       }
       this.env.ackQueue.add(this)
     }
@@ -245,14 +284,89 @@ export class TcpFlow implements TrackedFlow {
     this.reset(reason)
   }
 
-  // ---- data from the host --------------------------------------------------------------
+  // ---- data to and from the host -------------------------------------------------------
+
+  /**
+   * Sandbox bytes to the host: sent straight from the batch slab while nothing waits before
+   * them; what the socket does not take is copied into `out`, which the advertised window
+   * counts (so it stays bounded) and drainOut() writes when the socket can take more. Written
+   * out by hand for the no-allocation rule. A service stream gets Node's write (a copy).
+   */
+  private toHost(data: Uint8Array, off: number, len: number): void {
+    const poller = this.poller
+    if (!poller) return void this.sock.write(Buffer.from(data.subarray(off, off + len)))
+    let sent = 0
+    if (this.out.length === 0) {
+      sent = poller.write(data, off, len)
+      if (sent === len) return
+      if (sent === EAGAIN) sent = 0
+      else if (sent < 0) return this.reset('host socket failed')
+      poller.watchWritable(true)
+    }
+    this.out.push(data.subarray(off + sent, off + len))
+  }
+
+  /** The host socket takes writes again: what waits in `out` goes first, then our FIN. */
+  private drainOut(): void {
+    const out = this.out
+    while (out.length > 0) {
+      const n = out.contiguous(0)
+      const w = this.poller!.write(out.buf, out.offset(0), n)
+      if (w === EAGAIN) return
+      if (w < 0) return this.reset('host socket failed')
+      out.consume(w)
+      if (w < n) return
+    }
+    this.poller!.watchWritable(false)
+    if (this.sandboxFin) {
+      this.sock.end()
+      this.maybeDone()
+    } else {
+      this.windowUpdate()
+    }
+  }
+
+  /** Starts the host socket's data path (once established): the addon's poller, or Node's 'data' events. */
+  private startHostIo(): void {
+    const fd = (this.sock as HandleSocket)._handle?.fd
+    if (!this.nativeIo || this.poller || fd === undefined || fd < 0) return
+    try {
+      this.poller = new native.SockPoller(fd, this.q.buf, this.q.state, (n, status) => this.fromPoller(n, status))
+      this.poller.read(true)
+    } catch {
+      // No descriptor left for the poller's own: Node carries this socket's data as any other.
+      this.nativeIo = false
+      this.poller = undefined
+      this.sock.on('data', (d: Buffer) => this.fromHost(d))
+      this.sock.resume()
+    }
+  }
+
+  /** From the poller: `n` bytes read into q; status 1: the host ended; SOCK_WRITABLE; below 0: the socket failed. */
+  private fromPoller(n: number, status: number): void {
+    if (this.st === St.Closed) return
+    if (status === SOCK_WRITABLE) return this.drainOut()
+    this.lastActive = Date.now()
+    this.bytesIn += n
+    if (status < 0) return this.reset('host socket failed')
+    if (status === 1) this.hostEnded = true
+    else if (this.q.length >= this.q.capacity) {
+      if (this.q.capacity < SND_BUF) {
+        this.q.grow(this.q.capacity * 2)
+        this.poller!.setRing(this.q.buf)
+        this.poller!.read(true)
+      } else {
+        this.paused = true // the poller stopped itself; acks start it again
+      }
+    }
+    this.flush()
+  }
 
   private fromHost(d: Buffer): void {
     this.lastActive = Date.now()
     this.bytesIn += d.length
-    this.sendQ.push(d)
-    this.queued += d.length
-    if (this.queued >= SND_BUF && !this.paused) {
+    this.q.push(d)
+    if (this.q.length >= SND_BUF && !this.paused) {
       this.paused = true
       this.sock.pause()
     }
@@ -271,15 +385,17 @@ export class TcpFlow implements TrackedFlow {
     const seg = this.side.hdr >= 10 ? MAX_SEG : this.mss
     let inFlight = this.dataInFlight()
     const finPending = this.finSeq >= 0 && !before(this.finSeq, this.sndNxt) // FIN sent once, not (re)sent since rewind
-    while (inFlight < this.queued) {
+    const queued = this.q.length
+    while (inFlight < queued) {
       const room = this.peerWnd - inFlight
       if (room <= 0) break
-      const n = Math.min(seg, room, this.queued - inFlight)
+      // A segment is one piece of the ring: it ends where the ring wraps.
+      const n = Math.min(seg, room, this.q.contiguous(inFlight))
       this.emit(this.sndNxt, TcpFlag.ACK | TcpFlag.PSH, inFlight, n)
       this.sndNxt = add(this.sndNxt, n)
       inFlight += n
     }
-    if (this.hostEnded && inFlight >= this.queued && !this.finAcked && (this.finSeq < 0 || finPending)) {
+    if (this.hostEnded && inFlight >= queued && !this.finAcked && (this.finSeq < 0 || finPending)) {
       this.finSeq = this.sndNxt
       this.emit(this.sndNxt, TcpFlag.FIN | TcpFlag.ACK, 0, 0)
       this.sndNxt = add(this.sndNxt, 1)
@@ -298,33 +414,20 @@ export class TcpFlow implements TrackedFlow {
     this.sndUna = ack
     if (before(this.sndNxt, ack)) this.sndNxt = ack
     this.retries = 0
-    this.consume(n)
+    this.q.consume(n)
     this.disarm()
     if (this.sndUna !== this.sndNxt) this.arm()
-    if (this.paused && this.queued < SND_BUF / 2) {
+    if (this.paused && this.q.length < SND_BUF / 2) {
       this.paused = false
-      this.sock.resume()
-    }
-  }
-
-  private consume(n: number): void {
-    this.queued -= n
-    while (n > 0) {
-      const head = this.sendQ[0]
-      if (head.length <= n) {
-        n -= head.length
-        this.sendQ.shift()
-      } else {
-        this.sendQ[0] = head.subarray(n)
-        n = 0
-      }
+      if (this.poller) this.poller.read(true)
+      else this.sock.resume()
     }
   }
 
   // ---- frames to the sandbox -----------------------------------------------------------
 
   private window(): number {
-    const free = Math.max(0, RCV_BUF - this.sock.writableLength)
+    const free = Math.max(0, RCV_BUF - this.out.length - this.sock.writableLength)
     return this.useScale ? Math.min(0xffff, free >>> WSCALE) : Math.min(0xffff, free)
   }
 
@@ -334,33 +437,21 @@ export class TcpFlow implements TrackedFlow {
     this.env.send(this.side.port, this.env.scratch, n)
   }
 
-  /** Emits a segment with queue bytes [qOff, qOff + len) (offsets from sndUna). */
+  /** Emits a segment with ring bytes [qOff, qOff + len) (offsets from sndUna, one piece of the ring). */
   private emit(seq: number, flags: number, qOff: number, len: number): void {
     const buf = this.env.scratch
-    let payload: Uint8Array | undefined
-    let pOff = 0
-    if (len > 0) {
-      // Gather: usually one chunk covers the segment and no copy is made here.
-      let off = qOff
-      let i = 0
-      while (off >= this.sendQ[i].length) off -= this.sendQ[i++].length
-      if (this.sendQ[i].length - off >= len) {
-        payload = this.sendQ[i]
-        pOff = off
-      } else {
-        payload = Buffer.allocUnsafe(len)
-        let filled = 0
-        while (filled < len) {
-          const c = this.sendQ[i++]
-          const take = Math.min(c.length - off, len - filled)
-          payload.set(c.subarray(off, off + take), filled)
-          filled += take
-          off = 0
-        }
-      }
+    const side = this.side
+    const at = len > 0 ? this.q.offset(qOff) : 0
+    this.frameOpts.gsoSize = this.mss
+    // With a virtio-net header the kernel completes the checksum: the headers alone are
+    // written here and the payload goes from the ring as the frame's second piece.
+    if (len > 0 && side.hdr >= 10 && this.env.sendParts) {
+      const n = writeTcpFrame(buf, side.hdr, side.addr, seq, this.rcvNxt, flags, this.window(), undefined, 0, len, this.frameOpts)
+      this.env.sendParts(side.port, buf, n - len, this.q.buf, at, len)
+    } else {
+      const n = writeTcpFrame(buf, side.hdr, side.addr, seq, this.rcvNxt, flags, this.window(), this.q.buf, at, len, this.frameOpts)
+      this.env.send(side.port, buf, n)
     }
-    const n = writeTcpFrame(buf, this.side.hdr, this.side.addr, seq, this.rcvNxt, flags, this.window(), payload, pOff, len, { gsoSize: this.mss })
-    this.env.send(this.side.port, buf, n)
     this.env.ackQueue.delete(this)
   }
 
@@ -377,6 +468,7 @@ export class TcpFlow implements TrackedFlow {
     this.state = STATE_NAMES[this.st]
     this.retries = 0
     this.disarm()
+    this.startHostIo()
   }
 
   private inWindow(seq: number): boolean {
@@ -408,14 +500,15 @@ export class TcpFlow implements TrackedFlow {
     else if (this.st === St.Established) {
       // Go back to the first unacknowledged byte; a zero window gets a one-byte probe.
       this.sndNxt = this.sndUna
-      if (this.peerWnd === 0 && this.queued > 0) this.peerWnd = 1
+      if (this.peerWnd === 0 && this.q.length > 0) this.peerWnd = 1
       this.flush()
     }
     this.arm()
   }
 
   private maybeDone(): void {
-    if (this.sandboxFin && this.finAcked) this.teardown('closed', false)
+    // Both ends done, and all the sandbox sent handed to the host socket.
+    if (this.sandboxFin && this.finAcked && this.out.length === 0) this.teardown('closed', false)
   }
 
   /** RST to the sandbox and away. */
@@ -437,8 +530,10 @@ export class TcpFlow implements TrackedFlow {
     this.disarm()
     this.env.ackQueue.delete(this)
     this.env.ct.remove(this.key)
+    this.poller?.close()
+    this.poller = undefined
     if (destroy || !this.sock.destroyed) this.sock.destroy()
-    this.sendQ = []
-    this.queued = 0
+    this.q.clear()
+    this.out.clear()
   }
 }

@@ -31,6 +31,23 @@ export interface VxlanTx {
   setUdpGso(on: boolean): void
 }
 
+/**
+ * Reads a socket into a ring that JS owns (native/tcp_io.cc), and says when it can take
+ * writes again: `state` is [start, count] of the ring's data; the poller appends and calls
+ * onEvent(bytes, status), status 0, 1 (end of stream), SOCK_WRITABLE or -errno. Reading stops
+ * by itself at the end, on an error and when the ring is full.
+ */
+export interface SockPoller {
+  read(on: boolean): void
+  /** A non-blocking send: bytes written or -errno (-EAGAIN: the socket's buffer is full). */
+  write(buf: Uint8Array, offset: number, length: number): number
+  watchWritable(on: boolean): void
+  /** A new ring; the data was moved into it and `state` describes it. */
+  setRing(ring: Uint8Array): void
+  /** Stops and closes the poller's own descriptor (a dup of the socket's). */
+  close(): void
+}
+
 export interface NativeBinding {
   tapOpen(name: string, flags: number, netnsPath?: string): TapHandle
   tapSetPersist(fd: number, on: boolean): void
@@ -67,6 +84,11 @@ export interface NativeBinding {
   /** Keeps polling every port this long after a batch before sleeping (0: off). */
   /** Spin this long after traffic before sleeping; `lightMicroseconds` while traffic is light (under 10 k frames/s). */
   setBusyPoll(microseconds: number, lightMicroseconds?: number): void
+  /** One frame from two places (headers, payload) with writev: bytes or -errno. */
+  writeFrameParts(fd: number, head: Uint8Array, headLength: number, data: Uint8Array, offset: number, length: number): number
+  SockPoller: new (fd: number, ring: Uint8Array, state: Int32Array, onEvent: (bytes: number, status: number) => void) => SockPoller
+  /** The status a SockPoller reports when its socket can take writes again. */
+  SOCK_WRITABLE: number
   sendTo(fd: number, buf: Uint8Array, offset: number, length: number, ipv4: number): number
   tapFlags: { VNET_HDR: number; PERSIST: number; MULTI_QUEUE: number; ATTACH_ONLY: number; CREATE_ONLY: number; NO_OFFLOAD: number }
   VNET_HDR_SIZE: number
@@ -79,6 +101,7 @@ export const native: NativeBinding = require(path.join(here, '..', '..', 'build'
 
 export const TapFlags = native.tapFlags
 export const VNET_HDR_SIZE = native.VNET_HDR_SIZE
+export const SOCK_WRITABLE = native.SOCK_WRITABLE
 
 /** Errors from the addon carry the errno name and the syscall, like Node's own. */
 export interface NativeError extends Error {

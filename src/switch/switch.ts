@@ -201,7 +201,16 @@ export class Switch {
   /** Writes one frame the switch made itself (gateway replies) to a port, counting it. */
   sendFrame = (port: number, buf: Uint8Array, len: number): boolean => {
     if (this.ports.state[port] !== PORT_UP) return false
-    const r = this.io.writeFrame(this.ports.fd[port], buf, 0, len)
+    return this.sent(port, this.io.writeFrame(this.ports.fd[port], buf, 0, len))
+  }
+
+  /** sendFrame for a frame in two pieces, headers and a payload kept elsewhere (NAT's TCP send ring). */
+  sendFrameParts = (port: number, head: Uint8Array, headLen: number, data: Uint8Array, offset: number, length: number): boolean => {
+    if (this.ports.state[port] !== PORT_UP) return false
+    return this.sent(port, this.io.writeFrameParts(this.ports.fd[port], head, headLen, data, offset, length))
+  }
+
+  private sent(port: number, r: number): boolean {
     if (r < 0) {
       this.counters.add(port, C.DROP_TX_ERROR, 1)
       return false

@@ -2,7 +2,9 @@
 """Peers for NAT tests, run inside the test's namespaces.
 
   natpeer.py stream-serve IP PORT BYTES    send BYTES of seeded pseudo-random data to each client; print sha256 per client
-  natpeer.py stream-fetch IP PORT          read until EOF; print "<bytes> <sha256>"
+  natpeer.py stream-fetch IP PORT [DELAY]  read until EOF (after DELAY s without reading); print "<bytes> <sha256>"
+  natpeer.py stream-sink IP PORT [DELAY]   per client: wait DELAY s, read until EOF; print "<bytes> <sha256>"
+  natpeer.py stream-push IP PORT BYTES     send BYTES of the same data as stream-serve; print its sha256
   natpeer.py http-serve IP PORT LOG        HTTP 200 'ok' to every GET; append each client's "ip port" to LOG
   natpeer.py udp-echo IP PORT LOG          echo datagrams back; log each sender
   natpeer.py udp-ask IP PORT TEXT [SPORT]  send TEXT (from local port SPORT), print the reply (2 s timeout)
@@ -61,6 +63,7 @@ if mode == "stream-serve":
 elif mode == "stream-fetch":
     ip, port = sys.argv[2], int(sys.argv[3])
     c = socket.create_connection((ip, port), timeout=60)
+    time.sleep(float(sys.argv[4]) if len(sys.argv) > 4 else 0)
     h = hashlib.sha256()
     n = 0
     while True:
@@ -70,6 +73,35 @@ elif mode == "stream-fetch":
         h.update(d)
         n += len(d)
     print(n, h.hexdigest())
+elif mode == "stream-sink":
+    ip, port = sys.argv[2], int(sys.argv[3])
+    delay = float(sys.argv[4]) if len(sys.argv) > 4 else 0
+    srv = socket.create_server((ip, port), reuse_port=False)
+    print("ready", flush=True)
+    while True:
+        c, _ = srv.accept()
+        time.sleep(delay)
+        h = hashlib.sha256()
+        n = 0
+        while True:
+            d = c.recv(1 << 20)
+            if not d:
+                break
+            h.update(d)
+            n += len(d)
+        c.close()
+        print(n, h.hexdigest(), flush=True)
+elif mode == "stream-push":
+    ip, port, total = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    c = socket.create_connection((ip, port), timeout=60)
+    h = hashlib.sha256()
+    for chunk in block_stream(total):
+        c.sendall(chunk)
+        h.update(chunk)
+    c.shutdown(socket.SHUT_WR)
+    while c.recv(65536):
+        pass
+    print(h.hexdigest())
 elif mode == "http-serve":
     ip, port, log = sys.argv[2], int(sys.argv[3]), sys.argv[4]
 

@@ -54,6 +54,32 @@ t.test('NAT through the host', async (t) => {
     t.ok(avg > 3000, `frames to the sandbox average ${avg.toFixed(0)} bytes: segmentation is left to the kernel`)
   })
 
+  await t.test('1 GiB from the sandbox arrives intact, past a receiver that stalls', async (t) => {
+    // The sink waits 2 s before reading: the host socket fills (writes taken in part, then
+    // EAGAIN), the rest waits in the flow's queue and the window the sandbox sees closes.
+    const sink = serve(t, outside, ['stream-sink', OUTSIDE, '9001', '2'])
+    let got = ''
+    sink.stdout!.on('data', (c: Buffer) => (got += c.toString()))
+    await waitFor(() => got.includes('ready'), 5000)
+    const r = await inNs(a, ['python3', PEER, 'stream-push', OUTSIDE, '9001', String(1 << 30)], 180_000)
+    t.equal(r.code, 0, r.stderr)
+    await waitFor(() => got.trim().split('\n').length >= 2, 10_000)
+    const [bytes, sum] = got.trim().split('\n')[1].split(' ')
+    t.equal(Number(bytes), 1 << 30)
+    t.equal(sum, r.stdout.trim(), 'sha256 matches what the sandbox sent')
+  })
+
+  await t.test('a sandbox that stops reading closes the window; data resumes intact', async (t) => {
+    const server = serve(t, outside, ['stream-serve', OUTSIDE, '9002', String(64 << 20)])
+    let sent = ''
+    server.stdout!.on('data', (c: Buffer) => (sent += c.toString()))
+    await waitFor(() => sent.includes('ready'), 5000)
+    const r = await inNs(a, ['python3', PEER, 'stream-fetch', OUTSIDE, '9002', '2'], 60_000)
+    t.equal(r.code, 0, r.stderr)
+    await waitFor(() => sent.trim().split('\n').length >= 2, 5000)
+    t.equal(r.stdout.trim(), `${64 << 20} ${sent.trim().split('\n')[1]}`, 'all bytes, sha256 matches')
+  })
+
   await t.test('many parallel connections', async (t) => {
     const r = await inNs(a, ['bash', '-c', `for i in $(seq 40); do curl -s -m 10 -o /dev/null -w '%{http_code}\\n' http://${OUTSIDE}:8000/ & done; wait`], 60_000)
     const codes = r.stdout.trim().split('\n')
@@ -91,6 +117,20 @@ t.test('NAT through the host', async (t) => {
     const bad = await d.api('POST', '/v1/networks/default/connect', { sandbox: a, publish: ['80'] })
     t.equal(bad.status, 400)
     t.equal(bad.body.error.field, 'publish')
+  })
+
+  await t.test('a published port carries 256 MiB in, also while the sandbox stalls', async (t) => {
+    const sink = sandboxName(t, 'nt')
+    const created = await d.cli(['sandbox', 'create', sink, '--network', 'default', '-p', '9010:9010'])
+    t.equal(created.code, 0, created.stderr)
+    const p = serve(t, sink, ['stream-sink', '0.0.0.0', '9010', '2'])
+    let got = ''
+    p.stdout!.on('data', (c: Buffer) => (got += c.toString()))
+    await waitFor(() => got.includes('ready'), 5000)
+    const r = await inNs(outside, ['python3', PEER, 'stream-push', HOST, '9010', String(256 << 20)], 120_000)
+    t.equal(r.code, 0, r.stderr)
+    await waitFor(() => got.trim().split('\n').length >= 2, 10_000)
+    t.equal(got.trim().split('\n')[1], `${256 << 20} ${r.stdout.trim()}`, 'all bytes, sha256 matches')
   })
 
   await t.test('unsolicited inbound traffic never reaches a sandbox', async (t) => {
