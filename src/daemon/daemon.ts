@@ -77,7 +77,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   const log = opts.log ?? createLogger({ level: opts.logLevel ?? 'info' })
   const defaultNetwork = opts.defaultNetwork ?? 'default'
 
-  native.setBusyPoll(opts.busyPollUs ?? 50, opts.busyPollLightUs ?? 5000)
+  native.setBusyPoll(opts.busyPollUs ?? 0, opts.busyPollLightUs ?? 5000)
   fs.mkdirSync(stateDir, { recursive: true, mode: 0o700 })
   const pidFile = path.join(stateDir, 'daemon.pid')
   claimPidFile(pidFile)

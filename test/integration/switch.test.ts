@@ -141,6 +141,22 @@ t.test('three namespaces on TAP ports', async (t) => {
   })
 })
 
+t.test('busy-polling follows the traffic: it spins while pings come, and sleeps once they stop', async (t) => {
+  const d = await startDaemon(t, [])
+  const [a, b] = await threeHosts(t, d)
+  // A ping every 2 ms is light traffic: the daemon keeps polling between them (its CPU shows it).
+  const busyBefore = cpuTicks(d.pid)
+  t.equal(await ping(a.ns, b.ip, 400, '0.002'), 400)
+  const busy = cpuTicks(d.pid) - busyBefore
+  // Then idle: after the light-traffic budget (5 ms) it sleeps in the event loop.
+  await sleep(500)
+  const idleBefore = cpuTicks(d.pid)
+  await sleep(2000)
+  const idle = cpuTicks(d.pid) - idleBefore
+  t.ok(busy >= 40, `while pinging for ~1 s it spun: ${busy} ticks of CPU`)
+  t.ok(idle <= 10, `idle for 2 s it used ${idle} ticks (100 per core-second)`)
+})
+
 t.test('API rejects bad requests for ports and leaves state alone', async (t) => {
   const d = await startDaemon(t)
   const before = (await d.api('GET', '/v1/ports')).body.length
@@ -190,4 +206,11 @@ t.test('CLI errors are one line and non-zero', async (t) => {
 function rss(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))
   return m ? Number(m[1]) * 1024 : 0
+}
+
+/** utime + stime of a process, in clock ticks (100 per second). */
+function cpuTicks(pid: number): number {
+  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
+  const rest = f.slice(f.lastIndexOf(')') + 2).split(' ')
+  return Number(rest[11]) + Number(rest[12])
 }
