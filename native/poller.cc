@@ -27,8 +27,9 @@ class Poller;
 // The budget follows the traffic: light traffic (request/response, a ping every few ms) gets a
 // long one, so the next request still finds the switch awake; heavy traffic keeps the switch
 // awake by itself, and a spin there only takes the core from the senders and receivers it
-// serves (2 cores: iperf3 lost 20 % to a 3 ms spin and ~10 % to a 50 us one), so by default
-// it gets none.
+// serves (2 cores: iperf3 lost 20 % to a 3 ms spin and ~10 % to a 50 us one), so a lone
+// switch gets none by default; a VTEP, one of two userspace hops in a row, gets 50 us (the
+// daemon decides).
 static std::vector<Poller*> g_active;
 static int64_t g_spinNs = 0;
 static int64_t g_lightSpinNs = 0;

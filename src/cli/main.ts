@@ -72,7 +72,7 @@ program
   .option('--peer <ip>', 'a static peer VTEP of overlay networks (repeatable)', collect)
   .option('--cluster-store <url>', 'etcd://HOST:PORT[,HOST:PORT]: share overlay networks with the other hosts there (needs --advertise-addr)')
   .option('--cluster-ttl <seconds>', 'a host silent this long leaves the other hosts\' tables', int('--cluster-ttl', 2, 3600), 10)
-  .option('--busy-poll <us>', 'keep polling this many microseconds after a batch of heavy traffic before sleeping (heavy traffic keeps the switch awake by itself)', int('--busy-poll', 0, 100_000), 0)
+  .option('--busy-poll <us>', 'keep polling this many microseconds after a batch of heavy traffic before sleeping (default 0, heavy traffic keeps the switch awake by itself; 50 with --advertise-addr, a tunnel endpoint)', int('--busy-poll', 0, 100_000))
   .option('--busy-poll-light <us>', 'the same while traffic is light (under 10k frames/s), for request/response latency (0 with --busy-poll 0: never spin)', int('--busy-poll-light', 0, 1_000_000), 5000)
   .option('--nat-max-per-sandbox <n>', 'most tracked NAT flows of one sandbox', int('--nat-max-per-sandbox', 1, 10_000_000), 8192)
   .option('--nat-max-sockets <n>', 'most host sockets for NAT: one per TCP flow, one per UDP mapping (default: the open-file limit less 1024)', int('--nat-max-sockets', 1, 10_000_000))

@@ -42,7 +42,7 @@ export interface DaemonOptions {
   dns?: string[]
   /** NAT table limits and UDP timeouts. */
   nat?: NatLimits
-  /** Microseconds to keep polling after traffic before sleeping (0: never spin). */
+  /** Microseconds to keep polling after a heavy batch before sleeping (default 0; 50 on a VXLAN tunnel endpoint). */
   busyPollUs?: number
   /** The same while traffic is light (request/response): long enough for the next request to find the switch awake. */
   busyPollLightUs?: number
@@ -77,7 +77,10 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   const log = opts.log ?? createLogger({ level: opts.logLevel ?? 'info' })
   const defaultNetwork = opts.defaultNetwork ?? 'default'
 
-  native.setBusyPoll(opts.busyPollUs ?? 0, opts.busyPollLightUs ?? 5000)
+  // After a heavy batch a lone switch does best going to sleep (the senders and receivers need
+  // the cores), but a VTEP is one of two userspace hops in a row: there, spinning 50 us keeps
+  // the tunnel's pipeline moving (overlay bench: +20 % TCP, +65 % small frames on 2 cores).
+  native.setBusyPoll(opts.busyPollUs ?? (opts.advertiseAddr ? 50 : 0), opts.busyPollLightUs ?? 5000)
   fs.mkdirSync(stateDir, { recursive: true, mode: 0o700 })
   const pidFile = path.join(stateDir, 'daemon.pid')
   claimPidFile(pidFile)
