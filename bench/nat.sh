@@ -17,7 +17,8 @@
 # DIR:FLOWS[:SOURCE_PORTS]; empty = none), BENCH_NAT_FLOW_RATE (10000 flows/s),
 # BENCH_NAT_LOCK_WAIT (3600 s
 # to wait for another benchmark's lock), BENCH_OUT (bench/out), BENCH_RUN
-# (/tmp/switchyard-bench: its lock is shared with bench/run.sh and bench/dns.sh).
+# (/tmp/switchyard-bench: its lock is shared with bench/run.sh and bench/dns.sh),
+# BENCH_SY_ARGS (extra daemon options).
 #
 # Topology (every name starts with sbn; no traffic leaves these namespaces):
 #   sbnO  "outside": 10.82.0.2/24 on sbnvH, iperf3 server :5201, HTTP :8080,
@@ -45,6 +46,7 @@ METRICS=${BENCH_NAT_METRICS-tcp-egress tcp-published conn-egress conn-published}
 FLOW_TESTS=${BENCH_NAT_FLOW_TESTS-egress:100000:4 published:100000 egress:15000}
 FLOW_RATE=${BENCH_NAT_FLOW_RATE:-10000}
 LOCK_WAIT=${BENCH_NAT_LOCK_WAIT:-3600}
+SY_ARGS=${BENCH_SY_ARGS:-}
 OUT=$(realpath -m "${BENCH_OUT:-$HERE/out}")
 RUN=$(realpath -m "${BENCH_RUN:-/tmp/switchyard-bench}")
 
@@ -220,7 +222,7 @@ setup_switchyard() {
     rm -rf "$DIR/sy"; mkdir -p "$DIR/sy/state"
     local lf=$ODIR/logs/${TAG:-setup}-switchyard-daemon.log
     bg sbnH "$lf" node "$ROOT/bin/switchyard.js" --socket "$SY_SOCK" daemon --state-dir "$DIR/sy/state" \
-        --default-subnet $SY_SUBNET --dns 127.0.0.1:9 --nat-max-flows 200000 --nat-max-per-sandbox 200000
+        --default-subnet $SY_SUBNET --dns 127.0.0.1:9 --nat-max-flows 200000 --nat-max-per-sandbox 200000 $SY_ARGS
     SY_PID=$BG_PID; echo "$SY_PID" >"$DIR/sy/pid"
     local ok=0
     for _ in $(seq 100); do
@@ -235,7 +237,7 @@ setup_switchyard() {
     ns_exists sbnS || { log "switchyard made no /run/netns/sbnS"; return 1; }
     ip netns exec sbnS sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
     SW_PIDS=$SY_PID; SB_GW=${SY_SUBNET%.0/24}.1
-    NOTE="switchyard $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$([ -n "$(git -C "$ROOT" status --porcelain -- src native 2>/dev/null)" ] && echo +uncommitted); node $(node -v); daemon pid $SY_PID in sbnH (--nat-max-flows 200000 --nat-max-per-sandbox 200000; RLIMIT_NOFILE $(awk '/Max open files/ { print $4 "/" $5 }' /proc/$SY_PID/limits)); sandbox sbnS $(ip -n sbnS -4 -o addr show eth0 | awk '{ print $4 }') via $SB_GW, published ${pubs[*]}; sbnS:eth0 $(ip -n sbnS -o link show eth0 | grep -o 'mtu [0-9]*'), $(ip netns exec sbnS ethtool -k eth0 2>/dev/null | grep -E '^(tx-checksumming|tcp-segmentation-offload):' | tr -s ' \n' ' ')"
+    NOTE="switchyard $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$([ -n "$(git -C "$ROOT" status --porcelain -- src native 2>/dev/null)" ] && echo +uncommitted); node $(node -v); daemon pid $SY_PID in sbnH (--nat-max-flows 200000 --nat-max-per-sandbox 200000${SY_ARGS:+ $SY_ARGS}; RLIMIT_NOFILE $(awk '/Max open files/ { print $4 "/" $5 }' /proc/$SY_PID/limits)); sandbox sbnS $(ip -n sbnS -4 -o addr show eth0 | awk '{ print $4 }') via $SB_GW, published ${pubs[*]}; sbnS:eth0 $(ip -n sbnS -o link show eth0 | grep -o 'mtu [0-9]*'), $(ip netns exec sbnS ethtool -k eth0 2>/dev/null | grep -E '^(tx-checksumming|tcp-segmentation-offload):' | tr -s ' \n' ' ')"
     return 0
 }
 teardown_switchyard() {

@@ -42,6 +42,11 @@ static int64_t g_windowStart = 0;
 static int g_windowFrames = 0;
 static int g_previousFrames = 0;
 static bool g_light = false;
+// Set by JS (loopTurn()) when it opened a socket or started watching one: libuv registers
+// those only in its poll phase, so the spin gives the loop a turn first instead of making the
+// new socket wait for the end of a slice (a NAT connection takes several such steps).
+static bool g_loopWanted = false;
+static bool g_skipSlice = false;
 
 static int64_t NowNs() {
   struct timespec ts;
@@ -64,6 +69,7 @@ static int64_t SpinBudget(int64_t now, int frames) {
 class Poller : public Napi::ObjectWrap<Poller> {
  public:
   static void SpinAll(Napi::Env env);
+  static void ScheduleSpin();
 
   static Napi::Function Init(Napi::Env env) {
     return DefineClass(env, "Poller",
@@ -130,7 +136,11 @@ class Poller : public Napi::ObjectWrap<Poller> {
       int64_t now = NowNs();
       int64_t until = now + SpinBudget(now, n);
       if (until > g_spinUntil) g_spinUntil = until;
-      if (!g_spinning) SpinAll(env);
+      if (!g_spinning) {
+        g_skipSlice = g_loopWanted;
+        g_loopWanted = false;
+        ScheduleSpin();
+      }
     }
   }
 
@@ -202,17 +212,35 @@ class Poller : public Napi::ObjectWrap<Poller> {
   Napi::FunctionReference callback_;
 };
 
-// Spins until the budget runs out, in slices: after a slice with budget left, an idle handle
-// brings the loop back here without sleeping (libuv polls with a zero timeout while an idle
-// handle is active), so timers, the API and host sockets get their turn in between.
+// Spins until the budget runs out, in slices run from a check handle, i.e. right after each
+// poll phase: libuv's I/O (and the sockets JS just opened, which libuv registers only in its
+// poll phase) gets its turn before every slice. An idle handle makes that poll phase not
+// sleep while the budget lasts.
 static uv_idle_t* g_idle = nullptr;
+static uv_check_t* g_check = nullptr;
 static napi_env g_env = nullptr;
+// libuv's own epoll fd: readable while any of its handles (host sockets of NAT, the API, the
+// store) has an event. A slice ends early for those, instead of making them wait up to 1 ms
+// per step (a NAT connection takes several such steps).
+static int g_backendFd = -1;
 constexpr int64_t kSliceNs = 1000000;
 
-static void OnIdle(uv_idle_t*) {
+static void OnIdle(uv_idle_t*) {}
+
+static void OnCheck(uv_check_t*) {
+  if (g_skipSlice) {
+    g_skipSlice = false;
+    return;  // the idle handle keeps the next poll phase from sleeping
+  }
   Napi::Env env(g_env);
   Napi::HandleScope scope(env);
   Poller::SpinAll(env);
+}
+
+void Poller::ScheduleSpin() {
+  if (!g_idle) return;
+  uv_idle_start(g_idle, OnIdle);
+  uv_check_start(g_check, OnCheck);
 }
 
 void Poller::SpinAll(Napi::Env env) {
@@ -230,10 +258,19 @@ void Poller::SpinAll(Napi::Env env) {
       who.push_back(p);
     }
     if (fds.empty()) break;
+    const size_t ours = fds.size();
+    if (g_backendFd >= 0) fds.push_back({g_backendFd, POLLIN, 0});
     int r = poll(fds.data(), fds.size(), 0);
     bool got = false;
+    bool oursReady = false;
     int frames = 0;
-    for (size_t i = 0; r > 0 && i < fds.size(); i++) {
+    for (size_t i = 0; r > 0 && i < ours; i++) {
+      if (fds[i].revents) oursReady = true;
+    }
+    // libuv has an event that is not one of our ports (they are in its epoll set too): let the
+    // loop run it now; the idle handle brings it back here right after.
+    if (r > 0 && !oursReady && fds.size() > ours && fds[ours].revents & POLLIN) break;
+    for (size_t i = 0; r > 0 && i < ours; i++) {
       if (!(fds[i].revents & (POLLIN | POLLERR | POLLHUP))) continue;
       // A callback may have closed this poller (port removed): only pump live ones.
       if (std::find(g_active.begin(), g_active.end(), who[i]) == g_active.end()) continue;
@@ -252,11 +289,20 @@ void Poller::SpinAll(Napi::Env env) {
     if (!got) sched_yield();
     now = NowNs();
     if (got) g_spinUntil = now + SpinBudget(now, frames);
+    // JS opened a socket: go to the poll phase now (the idle handle brings the loop back).
+    if (g_loopWanted) {
+      g_loopWanted = false;
+      break;
+    }
   }
   g_spinning = false;
   if (!g_idle) return;
-  if (now < g_spinUntil) uv_idle_start(g_idle, OnIdle);
-  else uv_idle_stop(g_idle);
+  if (now < g_spinUntil) {
+    ScheduleSpin();
+  } else {
+    uv_idle_stop(g_idle);
+    uv_check_stop(g_check);
+  }
 }
 
 // setBusyPoll(microseconds[, lightMicroseconds]): the budget after a batch of heavy traffic,
@@ -272,13 +318,25 @@ static Napi::Value SetBusyPoll(const Napi::CallbackInfo& info) {
     g_env = info.Env();
     g_idle = new uv_idle_t;
     uv_idle_init(loop, g_idle);
-    uv_unref(reinterpret_cast<uv_handle_t*>(g_idle));  // spinning never keeps the process alive
+    g_check = new uv_check_t;
+    uv_check_init(loop, g_check);
+    g_backendFd = uv_backend_fd(loop);
+    // Spinning never keeps the process alive.
+    uv_unref(reinterpret_cast<uv_handle_t*>(g_idle));
+    uv_unref(reinterpret_cast<uv_handle_t*>(g_check));
   }
+  return info.Env().Undefined();
+}
+
+// loopTurn(): the caller opened a socket or started watching one; see g_loopWanted.
+static Napi::Value LoopTurn(const Napi::CallbackInfo& info) {
+  g_loopWanted = true;
   return info.Env().Undefined();
 }
 
 void InitPoller(Napi::Env env, Napi::Object exports) {
   exports.Set("Poller", Poller::Init(env));
+  exports.Set("loopTurn", Napi::Function::New(env, LoopTurn));
   exports.Set("setBusyPoll", Napi::Function::New(env, SetBusyPoll));
 }
 

@@ -138,7 +138,12 @@ export class Nat {
       ct: this.ct,
       counters: this.counters,
       timeouts: { unrepliedMs: opts.udpTimeoutMs ?? 30_000, repliedMs: opts.udpStreamTimeoutMs ?? 180_000 },
-      createSocket: opts.udpSocket ?? (() => dgram.createSocket({ type: 'udp4', reuseAddr: false })),
+      createSocket:
+        opts.udpSocket ??
+        (() => {
+          native.loopTurn()
+          return dgram.createSocket({ type: 'udp4', reuseAddr: false })
+        }),
     }
     this.udpMappings = new UdpMappings(this.udpEnv)
   }
@@ -255,6 +260,7 @@ export class Nat {
       return refuse()
     }
     const sock = service ? service(src, sport) : net.connect({ host: ipv4ToString(remote), port: dport, noDelay: true, allowHalfOpen: true })
+    native.loopTurn()
     if (!sock) return refuse()
     const flow = new TcpFlow(this.tcpEnv, key, nw.id, src, sport, dst, dport, 'egress', side, sock)
     this.ct.add(key, flow, service ? 0 : TCP_DESCRIPTORS)

@@ -332,6 +332,7 @@ export class TcpFlow implements TrackedFlow {
     if (!this.nativeIo || this.poller || fd === undefined || fd < 0) return
     try {
       this.poller = new native.SockPoller(fd, this.q.buf, this.q.state, (n, status) => this.fromPoller(n, status))
+      native.loopTurn()
       this.poller.read(true)
     } catch {
       // No descriptor left for the poller's own: Node carries this socket's data as any other.

@@ -84,6 +84,8 @@ export interface NativeBinding {
   /** Keeps polling every port this long after a batch before sleeping (0: off). */
   /** Spin this long after traffic before sleeping; `lightMicroseconds` while traffic is light (under 10 k frames/s). */
   setBusyPoll(microseconds: number, lightMicroseconds?: number): void
+  /** The caller opened a socket or started watching one: a busy-polling switch lets libuv's poll phase register it now. */
+  loopTurn(): void
   /** One frame from two places (headers, payload) with writev: bytes or -errno. */
   writeFrameParts(fd: number, head: Uint8Array, headLength: number, data: Uint8Array, offset: number, length: number): number
   SockPoller: new (fd: number, ring: Uint8Array, state: Int32Array, onEvent: (bytes: number, status: number) => void) => SockPoller
