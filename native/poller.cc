@@ -191,9 +191,7 @@ class Poller : public Napi::ObjectWrap<Poller> {
   void CloseHandle() {
     if (!handle_) return;
     Deactivate();
-    uv_poll_stop(handle_);
-    uv_close(reinterpret_cast<uv_handle_t*>(handle_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
-    handle_ = nullptr;
+    ClosePollHandle(handle_);
   }
 
   int fd_ = -1;

@@ -14,6 +14,7 @@
 #include <uv.h>
 
 #include "errors.h"
+#include "poller.h"
 
 namespace switchyard {
 
@@ -201,9 +202,7 @@ class SockPoller : public Napi::ObjectWrap<SockPoller> {
 
   void CloseHandle() {
     if (!handle_) return;
-    uv_poll_stop(handle_);
-    uv_close(reinterpret_cast<uv_handle_t*>(handle_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
-    handle_ = nullptr;
+    ClosePollHandle(handle_);
     close(fd_);
     fd_ = -1;
     // The callback holds the flow: let both go now rather than when this object is collected.
