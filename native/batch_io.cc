@@ -138,6 +138,13 @@ static Napi::Value ReadBatch(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, n);
 }
 
+// One frame by write(2): bytes written or -errno.
+static int32_t WriteOne(int fd, const uint8_t* p, size_t n) {
+  ssize_t w;
+  do { w = write(fd, p, n); } while (w < 0 && errno == EINTR);
+  return w < 0 ? -errno : (int32_t)w;
+}
+
 // Writes `count` (fd, offset, length, result) descriptors through the ring, a chunk per
 // io_uring_enter; -1 when the ring itself failed (nothing reported yet).
 static int WriteFramesRing(struct io_uring* ring, uint8_t* base, size_t len, int32_t* desc, int count) {
@@ -164,11 +171,7 @@ static int WriteFramesRing(struct io_uring* ring, uint8_t* base, size_t len, int
     for (int i = 0; i < k; i++) {
       int32_t r = res[i];
       // A file that cannot do RWF_NOWAIT says EAGAIN or EOPNOTSUPP: write(2) it as before.
-      if (r == -EAGAIN || r == -EOPNOTSUPP) {
-        ssize_t w;
-        do { w = write(d[4 * i], base + (uint32_t)d[4 * i + 1], (uint32_t)d[4 * i + 2]); } while (w < 0 && errno == EINTR);
-        r = w < 0 ? -errno : (int32_t)w;
-      }
+      if (r == -EAGAIN || r == -EOPNOTSUPP) r = WriteOne(d[4 * i], base + (uint32_t)d[4 * i + 1], (uint32_t)d[4 * i + 2]);
       d[4 * i + 3] = r;
       if (r >= 0) ok++;
     }
@@ -198,14 +201,8 @@ static Napi::Value WriteBatch(const Napi::CallbackInfo& info) {
   for (int i = 0; i < count; i++, d += 4) {
     size_t off = (uint32_t)d[1], n = (uint32_t)d[2];
     if (off + n > len) { d[3] = -EFAULT; continue; }  // defensive: JS already bounds these
-    ssize_t w;
-    do { w = write(d[0], base + off, n); } while (w < 0 && errno == EINTR);
-    if (w < 0) {
-      d[3] = -errno;
-    } else {
-      d[3] = (int32_t)w;
-      ok++;
-    }
+    d[3] = WriteOne(d[0], base + off, n);
+    if (d[3] >= 0) ok++;
   }
   return Napi::Number::New(env, ok);
 }

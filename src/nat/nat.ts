@@ -13,7 +13,7 @@
 import dgram from 'node:dgram'
 import net from 'node:net'
 import type { Duplex } from 'node:stream'
-import { IpProtocol, ipv4Dst, ipv4HeaderLength, ipv4IsFragment, ipv4Protocol, ipv4Src, ipv4ToString, ipv4TotalLength } from '../packet/ipv4.js'
+import { IpProtocol, ipv4Dst, ipv4HeaderLength, ipv4IsFragment, ipv4Number, ipv4Protocol, ipv4Src, ipv4ToString, ipv4TotalLength } from '../packet/ipv4.js'
 import { icmpCheck, icmpCode, icmpType, IcmpType } from '../packet/icmp.js'
 import { readMac } from '../packet/mac.js'
 import { TcpFlag, tcpAck, tcpCheck, tcpChecksumOk, tcpDstPort, tcpFlags, tcpHeaderLength, tcpSeq, tcpSrcPort, tcpWindow } from '../packet/tcp.js'
@@ -260,8 +260,8 @@ export class Nat {
       return refuse()
     }
     const sock = service ? service(src, sport) : net.connect({ host: ipv4ToString(remote), port: dport, noDelay: true, allowHalfOpen: true })
-    native.loopTurn()
     if (!sock) return refuse()
+    if (!service) native.loopTurn() // a busy-polling switch lets libuv register the socket at once
     const flow = new TcpFlow(this.tcpEnv, key, nw.id, src, sport, dst, dport, 'egress', side, sock)
     this.ct.add(key, flow, service ? 0 : TCP_DESCRIPTORS)
     const o = synOptions(slab, l4, thl)
@@ -298,8 +298,8 @@ export class Nat {
   private shown(t: PublishTarget, address: string | undefined, port: number | undefined): { ip: number; port: number } | undefined {
     if (!address || port === undefined) return undefined
     const v4 = address.startsWith('::ffff:') ? address.slice(7) : address
-    if (!net.isIPv4(v4)) return undefined
-    const ip = v4.split('.').reduce((a, b) => a * 256 + Number(b), 0)
+    const ip = ipv4Number(v4)
+    if (ip < 0) return undefined
     // A loopback client cannot be shown as itself inside the sandbox: it appears as the gateway.
     return { ip: ip >>> 24 === 127 ? t.network.gatewayIp : ip, port }
   }

@@ -1,7 +1,7 @@
 /**
  * The bytes a TCP flow has from the host and the sandbox has not acknowledged yet: a ring
  * whose front is the flow's first unacknowledged byte, so a retransmission reads from it
- * again. The host socket is read straight into it (native SockReader, which shares `state`)
+ * again. The host socket is read straight into it (native SockPoller, which shares `state`)
  * or chunks of a stream are copied in; segments to the sandbox are views of it.
  *
  * It starts small (most flows carry little) and doubles when full, up to what the flow

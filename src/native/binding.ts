@@ -81,8 +81,7 @@ export interface NativeBinding {
   gsoErrorNames: string[]
   icmpOpen(): number
   raiseFdLimit(): number
-  /** Keeps polling every port this long after a batch before sleeping (0: off). */
-  /** Spin this long after traffic before sleeping; `lightMicroseconds` while traffic is light (under 10 k frames/s). */
+  /** Spin this long after a batch of heavy traffic before sleeping, `lightMicroseconds` while traffic is light (under 10 k frames/s); both 0: never spin. */
   setBusyPoll(microseconds: number, lightMicroseconds?: number): void
   /** The caller opened a socket or started watching one: a busy-polling switch lets libuv's poll phase register it now. */
   loopTurn(): void

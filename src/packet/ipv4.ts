@@ -254,8 +254,8 @@ export function ipv4ToString(ip: number): string {
 }
 
 /**
- * Address number of a dotted quad such as node gives for a datagram's sender, or -1 for
- * anything else; no regex, no allocation and no exception, as it runs per datagram.
+ * Address number of a dotted quad (no leading zeros), or -1 for anything else; no regex, no
+ * allocation and no exception, as it runs per datagram (node's sender addresses).
  */
 export function ipv4Number(s: string): number {
   let ip = 0
@@ -269,7 +269,7 @@ export function ipv4Number(s: string): number {
       ip = ip * 256 + octet
       octet = 0
       digits = 0
-    } else if (c >= 48 && c <= 57 && digits < 3) {
+    } else if (c >= 48 && c <= 57 && digits < 3 && !(digits > 0 && octet === 0)) {
       octet = octet * 10 + (c - 48)
       if (octet > 255) return -1
       digits++
@@ -282,13 +282,7 @@ export function ipv4Number(s: string): number {
 
 /** Address number of a dotted quad; throws InvalidIpv4Error for anything else. */
 export function parseIpv4(s: string): number {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(s)
-  if (!m) throw new InvalidIpv4Error(s)
-  let ip = 0
-  for (let i = 1; i <= 4; i++) {
-    const octet = Number(m[i])
-    if (octet > 255 || (m[i].length > 1 && m[i][0] === '0')) throw new InvalidIpv4Error(s)
-    ip = ip * 256 + octet
-  }
+  const ip = ipv4Number(s)
+  if (ip < 0) throw new InvalidIpv4Error(s)
   return ip
 }

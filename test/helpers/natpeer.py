@@ -31,6 +31,19 @@ import sys
 import threading
 import time
 
+
+def read_all(c):
+    """Reads a stream to its end: (bytes, sha256 hex)."""
+    h = hashlib.sha256()
+    n = 0
+    while True:
+        d = c.recv(1 << 20)
+        if not d:
+            return n, h.hexdigest()
+        h.update(d)
+        n += len(d)
+
+
 mode = sys.argv[1]
 
 
@@ -64,15 +77,8 @@ elif mode == "stream-fetch":
     ip, port = sys.argv[2], int(sys.argv[3])
     c = socket.create_connection((ip, port), timeout=60)
     time.sleep(float(sys.argv[4]) if len(sys.argv) > 4 else 0)
-    h = hashlib.sha256()
-    n = 0
-    while True:
-        d = c.recv(1 << 20)
-        if not d:
-            break
-        h.update(d)
-        n += len(d)
-    print(n, h.hexdigest())
+    n, digest = read_all(c)
+    print(n, digest)
 elif mode == "stream-sink":
     ip, port = sys.argv[2], int(sys.argv[3])
     delay = float(sys.argv[4]) if len(sys.argv) > 4 else 0
@@ -81,16 +87,9 @@ elif mode == "stream-sink":
     while True:
         c, _ = srv.accept()
         time.sleep(delay)
-        h = hashlib.sha256()
-        n = 0
-        while True:
-            d = c.recv(1 << 20)
-            if not d:
-                break
-            h.update(d)
-            n += len(d)
+        n, digest = read_all(c)
         c.close()
-        print(n, h.hexdigest(), flush=True)
+        print(n, digest, flush=True)
 elif mode == "stream-push":
     ip, port, total = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     c = socket.create_connection((ip, port), timeout=60)
