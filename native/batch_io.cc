@@ -96,6 +96,18 @@ int ReadFramesRing(struct io_uring* ring, int fd, uint8_t* slab, size_t slabLen,
 
 }  // namespace
 
+bool ReadOneEach(const int* fds, uint8_t* const* bufs, const size_t* lens, int count, int32_t* res) {
+  struct io_uring* ring = count > 0 && count <= (int)kRingEntries ? GetRing() : nullptr;
+  if (!ring) return false;
+  for (int i = 0; i < count; i++) {
+    struct io_uring_sqe* sqe = io_uring_get_sqe(ring);
+    io_uring_prep_read(sqe, fds[i], bufs[i], (unsigned)lens[i], 0);
+    sqe->rw_flags = RWF_NOWAIT;
+    io_uring_sqe_set_data64(sqe, (uint64_t)i);
+  }
+  return Complete(ring, count, res);
+}
+
 int ReadFrames(int fd, uint8_t* slab, size_t slabLen, size_t start, int32_t* meta,
                int maxFrames, size_t frameMax) {
   // One frame wanted (light traffic) is one read(2): nothing to batch.

@@ -11,6 +11,11 @@ namespace switchyard {
 int ReadFrames(int fd, uint8_t* slab, size_t slabLen, size_t start, int32_t* meta,
                int maxFrames, size_t frameMax);
 
+// Tries one read on each of `count` fds in one io_uring_enter, each with RWF_NOWAIT into
+// bufs[i] (lens[i] bytes): res[i] gets the length, -EAGAIN when that queue is empty, or
+// -errno. Returns false when io_uring is unavailable (nothing was read).
+bool ReadOneEach(const int* fds, uint8_t* const* bufs, const size_t* lens, int count, int32_t* res);
+
 void InitBatchIo(Napi::Env env, Napi::Object exports);
 
 }  // namespace switchyard

@@ -48,6 +48,11 @@ static bool g_light = false;
 static bool g_loopWanted = false;
 static bool g_skipSlice = false;
 
+// What the spinning did, for `stats` (an operator's view of whether busy-polling pays).
+static struct {
+  double slices, turns, readTurns, pollTurns, yields, frames;
+} g_spinStats;
+
 static int64_t NowNs() {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -70,6 +75,9 @@ class Poller : public Napi::ObjectWrap<Poller> {
  public:
   static void SpinAll(Napi::Env env);
   static void ScheduleSpin();
+  static bool ReadEach(Napi::Env env, bool* got, int* frames);
+  static bool PollEach(Napi::Env env, std::vector<struct pollfd>& fds, std::vector<Poller*>& who, bool* got,
+                       int* frames);
 
   static Napi::Function Init(Napi::Env env) {
     return DefineClass(env, "Poller",
@@ -156,10 +164,28 @@ class Poller : public Napi::ObjectWrap<Poller> {
     Napi::HandleScope scope(env);
     int n = Read(limit);
     if (n == 0) return 0;
+    return Deliver(env, n);
+  }
+
+  // Hands JS `n` frames already in the slab (meta filled), or -errno (the fd failed).
+  int Deliver(Napi::Env env, int n) {
     if (n < 0) Deactivate();
     callback_.MakeCallback(env.Global(), {Napi::Number::New(env, n)});
     return n;
   }
+
+  // A read ReadOneEach did into the start of the slab: its length, -EAGAIN or -errno.
+  int DeliverRead(Napi::Env env, int32_t r) {
+    if (r == -EAGAIN) return 0;
+    Napi::HandleScope scope(env);
+    if (r < 0) return Deliver(env, r);
+    meta_[0] = 0;
+    meta_[1] = r;
+    return Deliver(env, 1);
+  }
+
+  // Frames come whole at the start of the slab only in frame mode (datagrams get headroom).
+  bool CanReadOne() const { return !srcs_ && slabLen_ >= frameMax_; }
 
   void Activate() {
     if (std::find(g_active.begin(), g_active.end(), this) == g_active.end()) g_active.push_back(this);
@@ -241,52 +267,111 @@ void Poller::ScheduleSpin() {
   uv_check_start(g_check, OnCheck);
 }
 
+// Light traffic with up to this many ports: one io_uring_enter tries a read on each port
+// (RWF_NOWAIT: an empty queue says EAGAIN at once) instead of a poll() and then a read(), two
+// system calls of 1-1.6 us each per frame that a ping waits for, four times per round trip.
+// Every kPollEvery-th turn is a poll() as under heavy traffic, which also sees libuv's fd.
+constexpr size_t kReadEachMax = 16;
+constexpr unsigned kPollEvery = 16;
+// While traffic is light, a sched_yield() on every empty turn would make the next frame wait
+// for it too; once per this long still hands the core to a thread that wants it.
+constexpr int64_t kLightYieldNs = 50000;
+
+// One turn of reads on every port (see kReadEachMax). Returns false when it could not run
+// (too many ports, a datagram port, no io_uring): the caller polls instead.
+bool Poller::ReadEach(Napi::Env env, bool* got, int* frames) {
+  if (g_active.size() > kReadEachMax) return false;
+  int fds[kReadEachMax] = {};
+  uint8_t* bufs[kReadEachMax] = {};
+  size_t lens[kReadEachMax] = {};
+  int32_t res[kReadEachMax] = {};
+  Poller* who[kReadEachMax] = {};
+  int count = 0;
+  for (Poller* p : g_active) {
+    if (!p->CanReadOne()) return false;
+    fds[count] = p->fd_;
+    bufs[count] = p->slab_;
+    lens[count] = p->frameMax_;
+    who[count++] = p;
+  }
+  if (!ReadOneEach(fds, bufs, lens, count, res)) return false;
+  for (int i = 0; i < count; i++) {
+    // A callback may have closed a later poller (port removed): only deliver to live ones.
+    if (res[i] == -EAGAIN || std::find(g_active.begin(), g_active.end(), who[i]) == g_active.end()) continue;
+    int n = who[i]->DeliverRead(env, res[i]);
+    if (n != 0) *got = true;
+    if (n > 0) *frames += n;
+    if (env.IsExceptionPending()) return true;
+  }
+  return true;
+}
+
+// One turn of poll() on every port and on libuv's fd, then a batch from each ready port.
+// Returns false when libuv has an event of its own to run first.
+bool Poller::PollEach(Napi::Env env, std::vector<struct pollfd>& fds, std::vector<Poller*>& who, bool* got,
+                      int* frames) {
+  fds.clear();
+  who.clear();
+  for (Poller* p : g_active) {
+    fds.push_back({p->fd_, POLLIN, 0});
+    who.push_back(p);
+  }
+  const size_t ours = fds.size();
+  if (g_backendFd >= 0) fds.push_back({g_backendFd, POLLIN, 0});
+  int r = poll(fds.data(), fds.size(), 0);
+  if (r <= 0) return true;
+  bool oursReady = false;
+  for (size_t i = 0; i < ours; i++) {
+    if (fds[i].revents) oursReady = true;
+  }
+  // libuv has an event that is not one of our ports (they are in its epoll set too): let the
+  // loop run it now; the idle handle brings it back here right after.
+  if (!oursReady && fds.size() > ours && fds[ours].revents & POLLIN) return false;
+  for (size_t i = 0; i < ours; i++) {
+    if (!(fds[i].revents & (POLLIN | POLLERR | POLLHUP))) continue;
+    if (std::find(g_active.begin(), g_active.end(), who[i]) == g_active.end()) continue;
+    // Light traffic comes a frame at a time: reading one per readiness saves the read that
+    // would only say EAGAIN (a syscall, ~1 us here); the next poll() sees any more.
+    int n = who[i]->Pump(env, g_light ? 1 : 0);
+    if (n != 0) *got = true;
+    if (n > 0) *frames += n;
+    if (env.IsExceptionPending()) return true;
+  }
+  return true;
+}
+
 void Poller::SpinAll(Napi::Env env) {
   if (g_spinning) return;
   g_spinning = true;
   int64_t now = NowNs();
   const int64_t sliceEnd = now + kSliceNs;
+  int64_t lastYield = now;
   std::vector<struct pollfd> fds;
   std::vector<Poller*> who;
-  while (now < g_spinUntil && now < sliceEnd) {
-    fds.clear();
-    who.clear();
-    for (Poller* p : g_active) {
-      fds.push_back({p->fd_, POLLIN, 0});
-      who.push_back(p);
-    }
-    if (fds.empty()) break;
-    const size_t ours = fds.size();
-    if (g_backendFd >= 0) fds.push_back({g_backendFd, POLLIN, 0});
-    int r = poll(fds.data(), fds.size(), 0);
+  g_spinStats.slices++;
+  for (unsigned turn = 1; now < g_spinUntil && now < sliceEnd && !g_active.empty(); turn++) {
     bool got = false;
-    bool oursReady = false;
     int frames = 0;
-    for (size_t i = 0; r > 0 && i < ours; i++) {
-      if (fds[i].revents) oursReady = true;
+    g_spinStats.turns++;
+    bool readEach = g_light && turn % kPollEvery != 0 && ReadEach(env, &got, &frames);
+    if (readEach) g_spinStats.readTurns++;
+    else g_spinStats.pollTurns++;
+    if (!readEach && !PollEach(env, fds, who, &got, &frames)) break;
+    g_spinStats.frames += frames;
+    if (env.IsExceptionPending()) {
+      g_spinning = false;
+      return;
     }
-    // libuv has an event that is not one of our ports (they are in its epoll set too): let the
-    // loop run it now; the idle handle brings it back here right after.
-    if (r > 0 && !oursReady && fds.size() > ours && fds[ours].revents & POLLIN) break;
-    for (size_t i = 0; r > 0 && i < ours; i++) {
-      if (!(fds[i].revents & (POLLIN | POLLERR | POLLHUP))) continue;
-      // A callback may have closed this poller (port removed): only pump live ones.
-      if (std::find(g_active.begin(), g_active.end(), who[i]) == g_active.end()) continue;
-      // Light traffic comes a frame at a time: reading one per readiness saves the read that
-      // would only say EAGAIN (a syscall, ~1 us here); the next poll() sees any more.
-      int n = who[i]->Pump(env, g_light ? 1 : 0);
-      if (n != 0) got = true;
-      if (n > 0) frames += n;
-      if (env.IsExceptionPending()) {
-        g_spinning = false;
-        return;
-      }
-    }
-    // Nothing ready: let a runnable thread (the sandboxes' own work, on 2 cores) have the CPU
-    // without giving up our place the way a sleep would.
-    if (!got) sched_yield();
     now = NowNs();
-    if (got) g_spinUntil = now + SpinBudget(now, frames);
+    if (got) {
+      g_spinUntil = now + SpinBudget(now, frames);
+    } else if (!g_light || now - lastYield >= kLightYieldNs) {
+      // Nothing ready: let a runnable thread (the sandboxes' own work, on 2 cores) have the
+      // CPU without giving up our place the way a sleep would.
+      sched_yield();
+      g_spinStats.yields++;
+      lastYield = now = NowNs();
+    }
     // JS opened a socket: go to the poll phase now (the idle handle brings the loop back).
     if (g_loopWanted) {
       g_loopWanted = false;
@@ -332,7 +417,20 @@ static Napi::Value LoopTurn(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// busyPollStats() -> { slices, turns, readTurns, pollTurns, yields, frames } since start.
+static Napi::Value BusyPollStats(const Napi::CallbackInfo& info) {
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("slices", g_spinStats.slices);
+  o.Set("turns", g_spinStats.turns);
+  o.Set("readTurns", g_spinStats.readTurns);
+  o.Set("pollTurns", g_spinStats.pollTurns);
+  o.Set("yields", g_spinStats.yields);
+  o.Set("frames", g_spinStats.frames);
+  return o;
+}
+
 void InitPoller(Napi::Env env, Napi::Object exports) {
+  exports.Set("busyPollStats", Napi::Function::New(env, BusyPollStats));
   exports.Set("Poller", Poller::Init(env));
   exports.Set("loopTurn", Napi::Function::New(env, LoopTurn));
   exports.Set("setBusyPoll", Napi::Function::New(env, SetBusyPoll));

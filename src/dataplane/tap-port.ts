@@ -76,6 +76,8 @@ export class TapIo {
     }
   }
 
+  /** What the pollers' busy-polling did (they share one spin loop). */
+  busyPollStats = native.busyPollStats
   writeBatch = native.writeBatch
   writeFrame = native.writeFrame
   writeFrameParts = native.writeFrameParts

@@ -22,6 +22,15 @@ export interface Poller {
 }
 
 /** The VTEP's transmit side (native/udp_io.cc): segments TSO frames, completes checksums, sends. */
+export interface BusyPollStats {
+  slices: number
+  turns: number
+  readTurns: number
+  pollTurns: number
+  yields: number
+  frames: number
+}
+
 export interface VxlanTx {
   /** desc holds (vtep ip, vni, offset, length, result) quintuples; returns datagrams sent. */
   send(slab: Uint8Array, desc: Int32Array, count: number): number
@@ -83,6 +92,11 @@ export interface NativeBinding {
   raiseFdLimit(): number
   /** Spin this long after a batch of heavy traffic before sleeping, `lightMicroseconds` while traffic is light (under 10 k frames/s); both 0: never spin. */
   setBusyPoll(microseconds: number, lightMicroseconds?: number): void
+  /**
+   * What busy-polling did since start: slices run, turns (one look at every port), turns that
+   * read one frame per port in one system call (light traffic) or polled, yields, frames handled.
+   */
+  busyPollStats(): BusyPollStats
   /** The caller opened a socket or started watching one: a busy-polling switch lets libuv's poll phase register it now. */
   loopTurn(): void
   /** One frame from two places (headers, payload) with writev: bytes or -errno. */

@@ -287,6 +287,7 @@ export class Switch {
       fdb: { entries: this.fdb.count, capacity: this.fdb.capacity, portLimit: this.fdb.portLimit, agingSeconds: this.fdb.agingMs / 1000, ...this.fdb.stats },
       ports: this.listPorts(),
       portsLost: this.portsLost,
+      busyPoll: this.io.busyPollStats(),
     }
   }
 

@@ -146,8 +146,17 @@ t.test('busy-polling follows the traffic: it spins while pings come, and sleeps 
   const [a, b] = await threeHosts(t, d)
   // A ping every 2 ms is light traffic: the daemon keeps polling between them (its CPU shows it).
   const busyBefore = cpuTicks(d.pid)
+  const spinBefore = (await d.api('GET', '/v1/stats')).body.busyPoll
   t.equal(await ping(a.ns, b.ip, 400, '0.002'), 400)
   const busy = cpuTicks(d.pid) - busyBefore
+  const spin = (await d.api('GET', '/v1/stats')).body.busyPoll
+  // Light traffic: most of the 800 frames are found by the spin, each turn one system call
+  // that tries a read on every port (a poll() only every 16th turn).
+  const frames = spin.frames - spinBefore.frames
+  const reads = spin.readTurns - spinBefore.readTurns
+  const polls = spin.pollTurns - spinBefore.pollTurns
+  t.ok(frames >= 400, `${frames} of 800 frames were handled while spinning`)
+  t.ok(reads > 8 * polls, `turns that read every port at once: ${reads}, that polled: ${polls}`)
   // Then idle: after the light-traffic budget (5 ms) it sleeps in the event loop.
   await sleep(500)
   const idleBefore = cpuTicks(d.pid)
