@@ -174,18 +174,15 @@ class Poller : public Napi::ObjectWrap<Poller> {
     return n;
   }
 
-  // A read ReadOneEach did into the start of the slab: its length, -EAGAIN or -errno.
-  int DeliverRead(Napi::Env env, int32_t r) {
+  // A read ReadOneEach did into slab[off..]: its length, -EAGAIN or -errno.
+  int DeliverRead(Napi::Env env, size_t off, int32_t r) {
     if (r == -EAGAIN) return 0;
     Napi::HandleScope scope(env);
     if (r < 0) return Deliver(env, r);
-    meta_[0] = 0;
+    meta_[0] = (int32_t)off;
     meta_[1] = r;
     return Deliver(env, 1);
   }
-
-  // Frames come whole at the start of the slab only in frame mode (datagrams get headroom).
-  bool CanReadOne() const { return !srcs_ && slabLen_ >= frameMax_; }
 
   void Activate() {
     if (std::find(g_active.begin(), g_active.end(), this) == g_active.end()) g_active.push_back(this);
@@ -277,28 +274,39 @@ constexpr unsigned kPollEvery = 16;
 // for it too; once per this long still hands the core to a thread that wants it.
 constexpr int64_t kLightYieldNs = 50000;
 
-// One turn of reads on every port (see kReadEachMax). Returns false when it could not run
-// (too many ports, a datagram port, no io_uring): the caller polls instead.
+// One turn of reads on every port (see kReadEachMax). Ports may share a slab (every TAP
+// does), so each read gets its own place in its slab, as a batch would. Returns false when
+// it could not run (too many ports, a datagram port, a slab too small, no io_uring): the
+// caller polls instead.
 bool Poller::ReadEach(Napi::Env env, bool* got, int* frames) {
-  if (g_active.size() > kReadEachMax) return false;
+  const size_t count = g_active.size();
+  if (count > kReadEachMax) return false;
   int fds[kReadEachMax] = {};
   uint8_t* bufs[kReadEachMax] = {};
   size_t lens[kReadEachMax] = {};
+  size_t offs[kReadEachMax] = {};
   int32_t res[kReadEachMax] = {};
   Poller* who[kReadEachMax] = {};
-  int count = 0;
-  for (Poller* p : g_active) {
-    if (!p->CanReadOne()) return false;
-    fds[count] = p->fd_;
-    bufs[count] = p->slab_;
-    lens[count] = p->frameMax_;
-    who[count++] = p;
+  for (size_t i = 0; i < count; i++) {
+    Poller* p = g_active[i];
+    if (p->srcs_) return false;  // datagram mode: recvmmsg with sender addresses
+    // After the reads earlier in this turn that went into the same slab.
+    size_t off = 0;
+    for (size_t j = 0; j < i; j++) {
+      if (who[j]->slab_ == p->slab_) off = offs[j] + lens[j];
+    }
+    if (off + p->frameMax_ > p->slabLen_) return false;
+    fds[i] = p->fd_;
+    bufs[i] = p->slab_ + off;
+    lens[i] = p->frameMax_;
+    offs[i] = off;
+    who[i] = p;
   }
-  if (!ReadOneEach(fds, bufs, lens, count, res)) return false;
-  for (int i = 0; i < count; i++) {
+  if (!ReadOneEach(fds, bufs, lens, (int)count, res)) return false;
+  for (size_t i = 0; i < count; i++) {
     // A callback may have closed a later poller (port removed): only deliver to live ones.
     if (res[i] == -EAGAIN || std::find(g_active.begin(), g_active.end(), who[i]) == g_active.end()) continue;
-    int n = who[i]->DeliverRead(env, res[i]);
+    int n = who[i]->DeliverRead(env, offs[i], res[i]);
     if (n != 0) *got = true;
     if (n > 0) *frames += n;
     if (env.IsExceptionPending()) return true;

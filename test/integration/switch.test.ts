@@ -166,6 +166,23 @@ t.test('busy-polling follows the traffic: it spins while pings come, and sleeps 
   t.ok(idle <= 10, `idle for 2 s it used ${idle} ticks (100 per core-second)`)
 })
 
+t.test('light traffic on several ports at once: every frame intact, from the port it came in on', async (t) => {
+  const d = await startDaemon(t, [])
+  const [a, b, c] = await threeHosts(t, d)
+  // Every MAC learned first: a frame handed over as another port's would show as a move.
+  t.equal(await ping(a.ns, c.ip, 2), 2)
+  t.equal(await ping(b.ns, c.ip, 2), 2)
+  const before = (await d.api('GET', '/v1/stats')).body
+  // Two pingers at once, a frame every 2 ms each way per pinger: light traffic, so each spin
+  // turn reads one frame from every port, often from two ports in the same turn.
+  const [fromA, fromB] = await Promise.all([ping(a.ns, c.ip, 500, '0.002'), ping(b.ns, c.ip, 500, '0.002')])
+  const after = (await d.api('GET', '/v1/stats')).body
+  t.equal(fromA, 500, 'every ping from a answered')
+  t.equal(fromB, 500, 'every ping from b answered')
+  t.equal(after.fdb.moved - before.fdb.moved, 0, 'no MAC was seen behind another port')
+  t.ok(after.busyPoll.readTurns > before.busyPoll.readTurns, 'the spin read the ports one frame each')
+})
+
 t.test('API rejects bad requests for ports and leaves state alone', async (t) => {
   const d = await startDaemon(t)
   const before = (await d.api('GET', '/v1/ports')).body.length
