@@ -40,7 +40,7 @@ OUT=$(realpath -m "${BENCH_OUT:-$HERE/out}")
 RUN=$(realpath -m "${BENCH_RUN:-/tmp/switchyard-bench}")
 SY_ARGS=${BENCH_SY_ARGS:-}
 
-ALL_SYSTEMS="kernel-bridge switchyard ovs-tso vde"
+ALL_SYSTEMS="kernel-bridge switchyard ovs-tso vde c-spin"
 BASELINE=kernel-bridge
 NETNS_LIST="sbA sbB sbS"           # every namespace this script may create
 ROOT_LINKS="sbtA sbtB sbovs0"      # links that may be left in the root netns
@@ -48,6 +48,7 @@ IP_A=10.77.0.1
 IP_B=10.77.0.2
 IPERF_PORT=5201
 CGEN=$HERE/bin/cgen
+SPINFWD=$HERE/bin/spinfwd
 SY="node ${BENCH_NODE_FLAGS:-} $ROOT/bin/switchyard.js"  # Switchyard CLI
 PIDS_FILE=$RUN/pids                # "PID STARTTIME" per process we started
 
@@ -217,6 +218,26 @@ teardown_vde() {
         grep -q "^$pid " "$PIDS_FILE" 2>/dev/null && stop_pid "$pid" 5
     fi
     rm -rf "$VDE_DIR"
+}
+
+# --- c-spin: bench/spinfwd.c, a reference rather than a switch: one read and one
+# write per frame between two TAPs, poll() that never sleeps, no offloads.  Its ping
+# is the floor for a userspace switch between two TAPs on this machine, now.
+SPIN_DIR=$RUN/c-spin
+setup_c_spin() {
+    mk_sandboxes || return 1
+    rm -rf "$SPIN_DIR"; mkdir -p "$SPIN_DIR" "$OUT/logs"
+    "$SPINFWD" sbtA sbtB >"$OUT/logs/${ROUND:-setup}-c-spin.log" 2>&1 9>&- &
+    SW_PIDS=$!; remember_pid "$SW_PIDS"; echo "$SW_PIDS" >"$SPIN_DIR/pid"
+    local t
+    for t in A B; do wait_link "sbt$t" && ip link set "sbt$t" netns "sb$t" || return 1; done
+    addr sbA sbtA $IP_A && addr sbB sbtB $IP_B || return 1
+    IF_A=sbtA; IF_B=sbtB
+    NOTE="bench/spinfwd.c: poll() with timeout 0, read + write per frame, no offloads; sbA:sbtA $(offloads sbA sbtA)"
+}
+teardown_c_spin() {
+    [ -s "$SPIN_DIR/pid" ] && stop_pid "$(cat "$SPIN_DIR/pid")" 5
+    rm -rf "$SPIN_DIR"
 }
 
 # --- Open vSwitch, userspace (netdev) datapath with userspace TSO: a private
@@ -411,12 +432,15 @@ run_one() {
 }
 
 # ------------------------------------------------------------------ main
-build_cgen() {
-    if [ ! -x "$CGEN" ] || [ "$HERE/cgen.c" -nt "$CGEN" ]; then
-        mkdir -p "$HERE/bin"
-        log "compiling $CGEN"
-        gcc -O2 -Wall -Wextra -o "$CGEN" "$HERE/cgen.c" || die "cannot compile cgen.c"
-    fi
+build_tools() { # bench/bin/cgen, bench/bin/spinfwd from their .c files
+    local t
+    for t in cgen spinfwd; do
+        if [ ! -x "$HERE/bin/$t" ] || [ "$HERE/$t.c" -nt "$HERE/bin/$t" ]; then
+            mkdir -p "$HERE/bin"
+            log "compiling $HERE/bin/$t"
+            gcc -O2 -Wall -Wextra -o "$HERE/bin/$t" "$HERE/$t.c" || die "cannot compile $t.c"
+        fi
+    done
 }
 
 check_systems() {
@@ -463,7 +487,7 @@ main_run() {
     [ "$ROUNDS" -ge 1 ] 2>/dev/null || die "BENCH_ROUNDS must be >= 1"
     bash "$HERE/install-deps.sh" $SYSTEMS || die "install-deps.sh failed"
     command -v node >/dev/null || die "node is needed (bench/summarize.mjs)"
-    build_cgen
+    build_tools
     mkdir -p "$OUT/json" "$OUT/logs"
     rm -f "$OUT"/json/*.json* "$OUT"/logs/*
     idle_check
@@ -502,7 +526,7 @@ case "${1:-run}" in
     list) echo "$ALL_SYSTEMS" ;;
     setup)
         SYS=${2:-}; SYSTEMS=$SYS; check_systems; [ -n "$SYS" ] || die "usage: $0 setup SYSTEM"
-        build_cgen; mkdir -p "$OUT/logs"
+        build_tools; mkdir -p "$OUT/logs"
         teardown
         CLEANUP_ON_EXIT=1                      # tear down if setup fails or is interrupted
         "setup_${SYS//-/_}" || die "setup of $SYS failed"
