@@ -270,6 +270,9 @@ void Poller::ScheduleSpin() {
 // Every kPollEvery-th turn is a poll() as under heavy traffic, which also sees libuv's fd.
 constexpr size_t kReadEachMax = 16;
 constexpr unsigned kPollEvery = 16;
+// While traffic is light, a sched_yield() on every empty turn would make the next frame wait
+// for it too; once per this long still hands the core to a thread that wants it.
+constexpr int64_t kLightYieldNs = 50000;
 
 // One turn of reads on every port (see kReadEachMax). Ports may share a slab (every TAP
 // does), so each read gets its own place in its slab, as a batch would. Returns false when
@@ -350,6 +353,7 @@ void Poller::SpinAll(Napi::Env env) {
   g_spinning = true;
   int64_t now = NowNs();
   const int64_t sliceEnd = now + kSliceNs;
+  int64_t lastYield = now;
   std::vector<struct pollfd> fds;
   std::vector<Poller*> who;
   g_spinStats.slices++;
@@ -369,16 +373,12 @@ void Poller::SpinAll(Napi::Env env) {
     now = NowNs();
     if (got) {
       g_spinUntil = now + SpinBudget(now, frames);
-    } else if (!g_light) {
-      // Nothing ready under heavy traffic: let a runnable thread (the senders and receivers
-      // this switch serves, on 2 cores) have the CPU without giving up our place the way a
-      // sleep would. Not while traffic is light: there the thread that gets the core is
-      // anything else runnable on it (the VM's agent, kdamond, V8's compiler threads), and it
-      // keeps it for a millisecond or more (measured: yields of 1.1-3.5 ms) while a ping
-      // waits. Unyielded, the scheduler still preempts the spin when it has to.
+    } else if (!g_light || now - lastYield >= kLightYieldNs) {
+      // Nothing ready: let a runnable thread (the sandboxes' own work, on 2 cores) have the
+      // CPU without giving up our place the way a sleep would.
       sched_yield();
       g_spinStats.yields++;
-      now = NowNs();
+      lastYield = now = NowNs();
     }
     // JS opened a socket: go to the poll phase now (the idle handle brings the loop back).
     if (g_loopWanted) {
