@@ -94,6 +94,13 @@ wait_link() { # NAME [NS]
     log "link $n never appeared"; return 1
 }
 
+taps_into_sandboxes() { # the system's TAPs sbtA/sbtB (root netns) into sbA/sbB, addressed
+    local t
+    for t in A B; do wait_link "sbt$t" && ip link set "sbt$t" netns "sb$t" || return 1; done
+    addr sbA sbtA $IP_A && addr sbB sbtB $IP_B || return 1
+    IF_A=sbtA; IF_B=sbtB
+}
+
 offloads() { # NS IF: the sandbox interface's tx offload flags, one line
     ip netns exec "$1" ethtool -k "$2" 2>/dev/null |
         grep -E '^(tx-checksumming|tcp-segmentation-offload|generic-segmentation-offload|generic-receive-offload):' |
@@ -167,15 +174,13 @@ setup_switchyard() {
         sleep 0.2
     done
     [ $ok = 1 ] || { log "switchyard daemon not ready after 20 s; log: $logf"; return 1; }
-    local ns t
-    for ns in A B; do
-        t=sbt$ns
+    local t
+    for t in sbtA sbtB; do
         sy port add "$t" --network default >"$SY_DIR/port-$t.out" 2>&1 ||
             { log "switchyard port add $t failed: $(tail -3 "$SY_DIR/port-$t.out")"; return 1; }
-        wait_link "$t" && ip link set "$t" netns "sb$ns" || return 1
     done
-    addr sbA sbtA $IP_A && addr sbB sbtB $IP_B || return 1
-    IF_A=sbtA; IF_B=sbtB; SW_PIDS=$SY_PID
+    taps_into_sandboxes || return 1
+    SW_PIDS=$SY_PID
     local offa; offa=$(offloads sbA sbtA)
     case "$offa" in
         *"tx-checksumming: on"*"tcp-segmentation-offload: on"*) ;;
@@ -205,10 +210,7 @@ setup_vde() {
     for _ in $(seq 100); do [ -s "$VDE_DIR/pid" ] && break; sleep 0.05; done
     [ -s "$VDE_DIR/pid" ] || { log "vde_switch wrote no pid file"; return 1; }
     SW_PIDS=$(cat "$VDE_DIR/pid"); remember_pid "$SW_PIDS"
-    local t
-    for t in A B; do wait_link "sbt$t" && ip link set "sbt$t" netns "sb$t" || return 1; done
-    addr sbA sbtA $IP_A && addr sbB sbtB $IP_B || return 1
-    IF_A=sbtA; IF_B=sbtB
+    taps_into_sandboxes || return 1
     NOTE="$(vde_switch -v 2>&1 | grep -m1 -i 'vde' | tr -s ' '); vde_switch -t sbtA -t sbtB; sbA:sbtA $(offloads sbA sbtA)"
 }
 teardown_vde() {
@@ -229,10 +231,7 @@ setup_c_spin() {
     rm -rf "$SPIN_DIR"; mkdir -p "$SPIN_DIR" "$OUT/logs"
     "$SPINFWD" sbtA sbtB >"$OUT/logs/${ROUND:-setup}-c-spin.log" 2>&1 9>&- &
     SW_PIDS=$!; remember_pid "$SW_PIDS"; echo "$SW_PIDS" >"$SPIN_DIR/pid"
-    local t
-    for t in A B; do wait_link "sbt$t" && ip link set "sbt$t" netns "sb$t" || return 1; done
-    addr sbA sbtA $IP_A && addr sbB sbtB $IP_B || return 1
-    IF_A=sbtA; IF_B=sbtB
+    taps_into_sandboxes || return 1
     NOTE="bench/spinfwd.c: poll() with timeout 0, read + write per frame, no offloads; sbA:sbtA $(offloads sbA sbtA)"
 }
 teardown_c_spin() {
@@ -267,12 +266,8 @@ setup_ovs_tso() {
     SW_PIDS=$(cat "$OVS_DIR/ovs-vswitchd.pid"); remember_pid "$SW_PIDS"
     ovsctl add-br sbovs0 -- set bridge sbovs0 datapath_type=netdev fail-mode=standalone || return 1
     local t
-    for t in A B; do
-        ovsctl add-port sbovs0 "sbt$t" -- set interface "sbt$t" type=tap || return 1
-        wait_link "sbt$t" && ip link set "sbt$t" netns "sb$t" || return 1
-    done
-    addr sbA sbtA $IP_A && addr sbB sbtB $IP_B || return 1
-    IF_A=sbtA; IF_B=sbtB
+    for t in sbtA sbtB; do ovsctl add-port sbovs0 "$t" -- set interface "$t" type=tap || return 1; done
+    taps_into_sandboxes || return 1
     NOTE="$(ovs-vswitchd --version | head -1); datapath_type=netdev, fail-mode=standalone (NORMAL), userspace-tso-enable=$(ovsctl get Open_vSwitch . other_config:userspace-tso-enable 2>/dev/null); sbA:sbtA $(offloads sbA sbtA)"
 }
 teardown_ovs_tso() {
