@@ -1,7 +1,7 @@
-# Shared by the benchmark scripts (source it): logging, CPU accounting, the one-benchmark-
-# at-a-time lock, and processes started by a bench, recorded with their start time in
-# $PIDS_FILE so that only they are ever signalled, and never a process that later reused
-# the PID.
+# Shared by the benchmark scripts (source it): logging, CPU accounting, building the C
+# tools, the one-benchmark-at-a-time lock, and processes started by a bench, recorded with
+# their start time in $PIDS_FILE so that only they are ever signalled, and never a process
+# that later reused the PID.
 
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -24,6 +24,17 @@ take_lock() { # WAIT_S: fd 9 on $RUN/lock, waiting at most WAIT_S for another be
     flock -n 9 && return 0
     log "another benchmark holds $RUN/lock: waiting for it (at most ${1}s)"
     flock -w "$1" 9 || die "still locked after ${1}s; never run two benchmarks at once"
+}
+
+build_tools() { # NAME...: bench/bin/NAME from bench/NAME.c, when missing or older than the .c
+    local t
+    for t in "$@"; do
+        if [ ! -x "$HERE/bin/$t" ] || [ "$HERE/$t.c" -nt "$HERE/bin/$t" ]; then
+            mkdir -p "$HERE/bin"
+            log "compiling $HERE/bin/$t"
+            gcc -O2 -Wall -Wextra -o "$HERE/bin/$t" "$HERE/$t.c" || die "cannot compile $t.c"
+        fi
+    done
 }
 
 proc_start() { awk '{sub(/^.*\) /, ""); print $20}' "/proc/$1/stat" 2>/dev/null; }

@@ -308,13 +308,6 @@ run_one() {
 }
 
 # ------------------------------------------------------------------ main
-build_cgen() {
-    if [ ! -x "$CGEN" ] || [ "$HERE/cgen.c" -nt "$CGEN" ]; then
-        mkdir -p "$HERE/bin"
-        gcc -O2 -Wall -Wextra -o "$CGEN" "$HERE/cgen.c" || die "cannot compile cgen.c"
-    fi
-}
-
 check_systems() {
     local s
     for s in $SYSTEMS; do
@@ -326,7 +319,7 @@ main_run() {
     check_systems
     [ "$ROUNDS" -ge 1 ] 2>/dev/null || die "BENCH_ROUNDS must be >= 1"
     bash "$HERE/install-deps.sh" || die "install-deps.sh failed"
-    build_cgen
+    build_tools cgen
     mkdir -p "$ODIR/json" "$ODIR/logs"
     rm -f "$ODIR"/json/* "$ODIR"/logs/*
     local b0 b1 idle
@@ -386,7 +379,7 @@ case "${1:-run}" in
     run) main_run ;;
     setup)
         SYS=${2:-}; [ -n "$SYS" ] || die "usage: $0 setup SYSTEM"
-        SYSTEMS=$SYS; check_systems; build_cgen
+        SYSTEMS=$SYS; check_systems; build_tools cgen
         mkdir -p "$ODIR/logs" "$ODIR/json"; ROUND=setup; CSV=/dev/null
         CLEANUP_ON_EXIT=1
         teardown

@@ -303,8 +303,6 @@ teardown() {
 }
 
 # ------------------------------------------------------------------ metrics
-
-
 emit() { echo "$ROUND,$SYS,$1,$2" >>"$CSV"; }
 want() { case " $METRICS " in *" $1 "*) return 0 ;; esac; return 1; }
 
@@ -427,17 +425,6 @@ run_one() {
 }
 
 # ------------------------------------------------------------------ main
-build_tools() { # bench/bin/cgen, bench/bin/spinfwd from their .c files
-    local t
-    for t in cgen spinfwd; do
-        if [ ! -x "$HERE/bin/$t" ] || [ "$HERE/$t.c" -nt "$HERE/bin/$t" ]; then
-            mkdir -p "$HERE/bin"
-            log "compiling $HERE/bin/$t"
-            gcc -O2 -Wall -Wextra -o "$HERE/bin/$t" "$HERE/$t.c" || die "cannot compile $t.c"
-        fi
-    done
-}
-
 check_systems() {
     local s
     for s in $SYSTEMS; do
@@ -482,7 +469,7 @@ main_run() {
     [ "$ROUNDS" -ge 1 ] 2>/dev/null || die "BENCH_ROUNDS must be >= 1"
     bash "$HERE/install-deps.sh" $SYSTEMS || die "install-deps.sh failed"
     command -v node >/dev/null || die "node is needed (bench/summarize.mjs)"
-    build_tools
+    build_tools cgen spinfwd
     mkdir -p "$OUT/json" "$OUT/logs"
     rm -f "$OUT"/json/*.json* "$OUT"/logs/*
     idle_check
@@ -521,7 +508,7 @@ case "${1:-run}" in
     list) echo "$ALL_SYSTEMS" ;;
     setup)
         SYS=${2:-}; SYSTEMS=$SYS; check_systems; [ -n "$SYS" ] || die "usage: $0 setup SYSTEM"
-        build_tools; mkdir -p "$OUT/logs"
+        build_tools cgen spinfwd; mkdir -p "$OUT/logs"
         teardown
         CLEANUP_ON_EXIT=1                      # tear down if setup fails or is interrupted
         "setup_${SYS//-/_}" || die "setup of $SYS failed"

@@ -53,6 +53,15 @@ bool Complete(struct io_uring* ring, int k, int32_t* res) {
   return true;
 }
 
+// Queues a read of up to `len` bytes into `buf` that answers EAGAIN at once on an empty queue;
+// its result goes to res[tag] (see Complete).
+void QueueRead(struct io_uring* ring, int fd, uint8_t* buf, size_t len, int tag) {
+  struct io_uring_sqe* sqe = io_uring_get_sqe(ring);
+  io_uring_prep_read(sqe, fd, buf, (unsigned)len, 0);
+  sqe->rw_flags = RWF_NOWAIT;
+  io_uring_sqe_set_data64(sqe, (uint64_t)tag);
+}
+
 // Reads are tried in chunks: a chunk that meets an empty queue ends the batch, so a batch of
 // a few frames costs a few empty tries rather than maxFrames of them.
 constexpr int kReadChunk = 16;
@@ -66,12 +75,7 @@ int ReadFramesRing(struct io_uring* ring, int fd, uint8_t* slab, size_t slabLen,
   int n = 0;
   while (n < maxFrames) {
     int k = std::min(kReadChunk, maxFrames - n);
-    for (int i = 0; i < k; i++) {
-      struct io_uring_sqe* sqe = io_uring_get_sqe(ring);
-      io_uring_prep_read(sqe, fd, slab + start + (size_t)(n + i) * frameMax, (unsigned)frameMax, 0);
-      sqe->rw_flags = RWF_NOWAIT;
-      io_uring_sqe_set_data64(sqe, (uint64_t)i);
-    }
+    for (int i = 0; i < k; i++) QueueRead(ring, fd, slab + start + (size_t)(n + i) * frameMax, frameMax, i);
     if (!Complete(ring, k, res)) return n > 0 ? n : -EIO;
     bool empty = false;
     int base = n;
@@ -99,12 +103,7 @@ int ReadFramesRing(struct io_uring* ring, int fd, uint8_t* slab, size_t slabLen,
 bool ReadOneEach(const int* fds, uint8_t* const* bufs, const size_t* lens, int count, int32_t* res) {
   struct io_uring* ring = count > 0 && count <= (int)kRingEntries ? GetRing() : nullptr;
   if (!ring) return false;
-  for (int i = 0; i < count; i++) {
-    struct io_uring_sqe* sqe = io_uring_get_sqe(ring);
-    io_uring_prep_read(sqe, fds[i], bufs[i], (unsigned)lens[i], 0);
-    sqe->rw_flags = RWF_NOWAIT;
-    io_uring_sqe_set_data64(sqe, (uint64_t)i);
-  }
+  for (int i = 0; i < count; i++) QueueRead(ring, fds[i], bufs[i], lens[i], i);
   return Complete(ring, count, res);
 }
 

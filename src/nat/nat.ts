@@ -298,7 +298,11 @@ export class Nat {
   private shown(t: PublishTarget, address: string | undefined, port: number | undefined): { ip: number; port: number } | undefined {
     if (!address || port === undefined) return undefined
     const v4 = address.startsWith('::ffff:') ? address.slice(7) : address
-    const ip = ipv4Number(v4)
+    return this.shownIp(t, ipv4Number(v4), port)
+  }
+
+  /** The same for an address already a number (-1: not IPv4). */
+  private shownIp(t: PublishTarget, ip: number, port: number): { ip: number; port: number } | undefined {
     if (ip < 0) return undefined
     // A loopback client cannot be shown as itself inside the sandbox: it appears as the gateway.
     return { ip: ip >>> 24 === 127 ? t.network.gatewayIp : ip, port }
@@ -340,8 +344,9 @@ export class Nat {
     // A datagram from a client without a flow yet: a new flow into the sandbox.
     const client = (host: UdpHostSocket, msg: Buffer, ip: number, rinfo: dgram.RemoteInfo) => {
       const t = target()
-      const from = t && this.shown(t, rinfo.address, rinfo.port)
-      if (!t || !from || ip < 0) return
+      // The socket parsed the sender already (udp4: never an ::ffff: form).
+      const from = t && this.shownIp(t, ip, rinfo.port)
+      if (!t || !from) return
       const key = flowKey('udp', t.network.id, t.sandboxIp, spec.port, from.ip, from.port)
       let flow = this.ct.get(key) as UdpFlow | undefined
       if (!flow) {

@@ -21,7 +21,6 @@ export interface Poller {
   close(): void
 }
 
-/** The VTEP's transmit side (native/udp_io.cc): segments TSO frames, completes checksums, sends. */
 export interface BusyPollStats {
   slices: number
   turns: number
@@ -31,6 +30,7 @@ export interface BusyPollStats {
   frames: number
 }
 
+/** The VTEP's transmit side (native/udp_io.cc): segments TSO frames, completes checksums, sends. */
 export interface VxlanTx {
   /** desc holds (vtep ip, vni, offset, length, result) quintuples; returns datagrams sent. */
   send(slab: Uint8Array, desc: Int32Array, count: number): number
