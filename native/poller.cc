@@ -53,6 +53,18 @@ static struct {
   double slices, turns, readTurns, pollTurns, yields, frames;
 } g_spinStats;
 
+// The wall clock in ms (as Date.now()), written before every batch is handed to JS: the
+// switch's MAC table reads it there, because Date.now() in JS boxes a new number per call.
+static double* g_batchClock = nullptr;
+static Napi::Reference<Napi::Float64Array> g_batchClockRef;
+
+static void StampBatchClock() {
+  if (g_batchClock == nullptr) return;
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  *g_batchClock = (double)((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+}
+
 static int64_t NowNs() {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -138,8 +150,7 @@ class Poller : public Napi::ObjectWrap<Poller> {
       n = self->Read();
       if (n == 0) return;
     }
-    if (n < 0) self->Deactivate();  // a failed fd would spin the loop; JS decides what comes next
-    self->callback_.MakeCallback(env.Global(), {Napi::Number::New(env, n)});
+    self->Deliver(env, n);
     if (n > 0 && (g_spinNs > 0 || g_lightSpinNs > 0) && !env.IsExceptionPending()) {
       int64_t now = NowNs();
       int64_t until = now + SpinBudget(now, n);
@@ -167,9 +178,11 @@ class Poller : public Napi::ObjectWrap<Poller> {
     return Deliver(env, n);
   }
 
-  // Hands JS `n` frames already in the slab (meta filled), or -errno (the fd failed).
+  // Hands JS `n` frames already in the slab (meta filled), or -errno (the fd failed: it is
+  // taken off the loop, as a failed fd would spin it; JS decides what comes next).
   int Deliver(Napi::Env env, int n) {
     if (n < 0) Deactivate();
+    StampBatchClock();
     callback_.MakeCallback(env.Global(), {Napi::Number::New(env, n)});
     return n;
   }
@@ -437,7 +450,22 @@ static Napi::Value BusyPollStats(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// setBatchClock(cell: Float64Array): where pollers write the time before each batch.
+static Napi::Value SetBatchClock(const Napi::CallbackInfo& info) {
+  Napi::Float64Array cell = info[0].As<Napi::Float64Array>();
+  if (cell.ElementLength() < 1) {
+    Napi::RangeError::New(info.Env(), "setBatchClock: the cell must hold one number").ThrowAsJavaScriptException();
+    return info.Env().Undefined();
+  }
+  g_batchClockRef = Napi::Persistent(cell);
+  g_batchClockRef.SuppressDestruct();
+  g_batchClock = cell.Data();
+  StampBatchClock();
+  return info.Env().Undefined();
+}
+
 void InitPoller(Napi::Env env, Napi::Object exports) {
+  exports.Set("setBatchClock", Napi::Function::New(env, SetBatchClock));
   exports.Set("busyPollStats", Napi::Function::New(env, BusyPollStats));
   exports.Set("Poller", Poller::Init(env));
   exports.Set("loopTurn", Napi::Function::New(env, LoopTurn));

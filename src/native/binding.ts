@@ -97,6 +97,8 @@ export interface NativeBinding {
    * read one frame per port in one system call (light traffic) or polled, yields, frames handled.
    */
   busyPollStats(): BusyPollStats
+  /** Where every poller writes the wall-clock time in ms (as Date.now()) before it hands JS a batch. */
+  setBatchClock(cell: Float64Array): void
   /** The caller opened a socket or started watching one: a busy-polling switch lets libuv's poll phase register it now. */
   loopTurn(): void
   /** One frame from two places (headers, payload) with writev: bytes or -errno. */
@@ -117,6 +119,13 @@ export const native: NativeBinding = require(path.join(here, '..', '..', 'build'
 export const TapFlags = native.tapFlags
 export const VNET_HDR_SIZE = native.VNET_HDR_SIZE
 export const SOCK_WRITABLE = native.SOCK_WRITABLE
+
+/**
+ * The time of the batch being handled, in ms since the epoch: the pollers write it before each
+ * callback. Reading it allocates nothing; Date.now() boxes a new number per call.
+ */
+export const batchClock = new Float64Array(1)
+native.setBatchClock(batchClock)
 
 /** Errors from the addon carry the errno name and the syscall, like Node's own. */
 export interface NativeError extends Error {

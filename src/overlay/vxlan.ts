@@ -50,7 +50,7 @@ interface Overlay {
   networkId: string
   vni: number
   mtu: number
-  /** VTEP address -> switch port. */
+  /** VTEP address as a signed 32-bit number (a Smi: no boxing per lookup) -> switch port. */
   vteps: Map<number, number>
 }
 
@@ -76,6 +76,8 @@ export class Vxlan {
   private readonly slab = new Uint8Array(BATCH * SLOT)
   private readonly meta = new Int32Array(FRAMES * 2)
   private readonly srcs = new Uint32Array(FRAMES)
+  /** The same sender addresses read signed, as `vteps` keys them. */
+  private readonly srcKeys = new Int32Array(this.srcs.buffer)
   private readonly byVni = new Map<number, Overlay>()
   private readonly byNetwork = new Map<string, Overlay>()
 
@@ -122,14 +124,14 @@ export class Vxlan {
     const o = this.byNetwork.get(networkId)
     if (!o || ip === this.bindIp) return undefined
     const n = parseIpv4(ip)
-    let port = o.vteps.get(n)
-    if (port === undefined) o.vteps.set(n, (port = this.opts.sw.addVtepPort(networkId, n, `vx${o.vni}-${ip}`)))
+    let port = o.vteps.get(n | 0)
+    if (port === undefined) o.vteps.set(n | 0, (port = this.opts.sw.addVtepPort(networkId, n, `vx${o.vni}-${ip}`)))
     return port
   }
 
   removePeer(networkId: string, ip: string): void {
     const o = this.byNetwork.get(networkId)
-    const n = parseIpv4(ip)
+    const n = parseIpv4(ip) | 0
     if (!o?.vteps.has(n)) return
     o.vteps.delete(n)
     this.opts.sw.removePort(`vx${o.vni}-${ip}`, false)
@@ -138,14 +140,14 @@ export class Vxlan {
   detach(networkId: string): void {
     const o = this.byNetwork.get(networkId)
     if (!o) return
-    for (const ip of [...o.vteps.keys()]) this.removePeer(networkId, ipv4ToString(ip))
+    for (const ip of [...o.vteps.keys()]) this.removePeer(networkId, ipv4ToString(ip >>> 0))
     this.byVni.delete(o.vni)
     this.byNetwork.delete(networkId)
     this.tx.setMtu(o.vni, 0)
   }
 
   peers(networkId: string): string[] {
-    return [...(this.byNetwork.get(networkId)?.vteps.keys() ?? [])].map(ipv4ToString)
+    return [...(this.byNetwork.get(networkId)?.vteps.keys() ?? [])].map((ip) => ipv4ToString(ip >>> 0))
   }
 
   close(): void {
@@ -161,7 +163,7 @@ export class Vxlan {
     const fwd = this.opts.sw.forwarder
     const hdr = this.opts.sw.io.hdr
     const slab = this.slab
-    const now = Date.now()
+    this.opts.sw.tick()
     fwd.begin(slab)
     for (let i = 0; i < n; i++) {
       this.rx.rxDatagrams++
@@ -183,7 +185,7 @@ export class Vxlan {
         this.rx.foreignVni++
         continue
       }
-      const port = o.vteps.get(this.srcs[i])
+      const port = o.vteps.get(this.srcKeys[i])
       if (port === undefined) {
         this.rx.notMember++
         continue
@@ -191,7 +193,7 @@ export class Vxlan {
       // The VXLAN header becomes the frame's virtio-net header.
       slab.fill(0, off, off + hdr)
       markOffloads(slab, off, off + hdr, len - hdr, o.mtu)
-      fwd.frame(port, off, len, now)
+      fwd.frame(port, off, len)
     }
     fwd.flush()
   }

@@ -81,10 +81,13 @@ export class Forwarder {
     this.local[net] = stack
   }
 
-  /** Processes `count` frames of port `inPort` whose (offset, length) pairs are in `meta`. */
-  process(inPort: number, slab: Uint8Array, meta: Int32Array, count: number, now: number): void {
+  /**
+   * Processes `count` frames of port `inPort` whose (offset, length) pairs are in `meta`, at
+   * the time in `fdb.clock` (set by the caller: a time passed per call would be boxed).
+   */
+  process(inPort: number, slab: Uint8Array, meta: Int32Array, count: number): void {
     this.slab = slab
-    for (let i = 0; i < count; i++) this.frame(inPort, meta[2 * i], meta[2 * i + 1], now)
+    for (let i = 0; i < count; i++) this.frame(inPort, meta[2 * i], meta[2 * i + 1])
     this.flush()
     const net = this.ports.net[inPort]
     if (net >= 0) this.local[net]?.endBatch?.()
@@ -96,7 +99,7 @@ export class Forwarder {
   }
 
   /** One frame at slab[off, off + len) (virtio-net header included) from `inPort`. */
-  frame(inPort: number, off: number, len: number, now: number): void {
+  frame(inPort: number, off: number, len: number): void {
     const ports = this.ports
     const counters = this.counters
     const slab = this.slab
@@ -122,7 +125,7 @@ export class Forwarder {
       counters.add(inPort, C.DROP_BAD_SRC, 1)
       return
     }
-    if (this.fdb.learn(net, readMac(slab, eth + 6), inPort, now) === LEARN_REFUSED) counters.add(inPort, C.LEARN_REFUSED, 1)
+    if (this.fdb.learnFrom(net, slab, eth + 6, inPort) === LEARN_REFUSED) counters.add(inPort, C.LEARN_REFUSED, 1)
     // The gateway is each host's own: frames from other hosts' VTEPs are not for it.
     const local = ports.kind[inPort] === KIND_VTEP ? undefined : this.local[net]
     if ((slab[eth] & 1) === 1) {
@@ -130,12 +133,11 @@ export class Forwarder {
       this.flood(net, inPort, off, len)
       return
     }
-    const dst = readMac(slab, eth)
-    if (local !== undefined && dst === local.mac) {
+    if (local !== undefined && readMac(slab, eth) === local.mac) {
       local.receive(net, inPort, slab, eth, l2, hdr)
       return
     }
-    const out = this.fdb.lookup(net, dst, now)
+    const out = this.fdb.lookupFrom(net, slab, eth)
     if (out < 0) this.flood(net, inPort, off, len)
     else if (out === inPort) counters.add(inPort, C.DROP_SAME_PORT, 1)
     else this.queue(out, off, len)

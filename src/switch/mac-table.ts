@@ -1,10 +1,12 @@
 /**
  * The forwarding database (FDB): which port a MAC was last seen on, per network.
  *
- * Entries live in typed arrays indexed by slot; a Map per network takes a MAC number to its
- * slot. Learning a MAC that is already known touches only numbers, so the per-frame path
- * allocates nothing. Each port keeps its entries in a least-recently-seen list, which makes
- * aging and eviction O(1) per entry.
+ * Entries live in typed arrays indexed by slot, found through an open-addressing hash index
+ * (linear probing) keyed by the network and the MAC's two 24-bit halves. Every key part is a
+ * small integer, so the per-frame path allocates nothing: a MAC as one 48-bit number is a
+ * double, and a double passed to a call or used as a Map key is boxed on the heap. The time
+ * comes from `clock` for the same reason. Each port keeps its entries in a least-recently-seen
+ * list, which makes aging and eviction O(1) per entry.
  *
  * Limits protect known hosts from a MAC flood: a port at its own limit learns nothing new
  * (its frames are still forwarded; replies to unknown MACs are flooded), and when the whole
@@ -12,8 +14,10 @@
  * vSwitch. A flooding port therefore only ever displaces its own entries.
  *
  *   const fdb = new MacTable({ capacity: 65536, portLimit: 4096, agingMs: 300_000 })
- *   fdb.learn(net, srcMac, inPort, now)
- *   const out = fdb.lookup(net, dstMac, now)   // -1 when unknown: flood
+ *   fdb.clock[0] = Date.now()                  // once per batch
+ *   fdb.learnFrom(net, frame, eth + 6, inPort) // the source MAC, read in place
+ *   const out = fdb.lookupFrom(net, frame, eth) // -1 when unknown: flood
+ *   fdb.lookup(net, 0x0242ac110002, now)       // the same with a MAC number, off the frame path
  */
 
 export interface MacTableOptions {
@@ -49,9 +53,14 @@ export class MacTable {
   readonly portLimit: number
   agingMs: number
 
+  /** The current time in ms; the data path sets it once per batch. */
+  readonly clock = new Float64Array(1)
+
   private size = 0
   private slots = 0
-  private mac: Float64Array
+  /** The MAC's first and last three octets; a free slot has net -1. */
+  private macHi: Int32Array
+  private macLo: Int32Array
   private seen: Float64Array
   private port: Int32Array
   private net: Int32Array
@@ -64,7 +73,9 @@ export class MacTable {
   private portTail = new Int32Array(16).fill(NONE)
   private portCount = new Int32Array(16)
 
-  private byNet: (Map<number, number> | undefined)[] = []
+  /** Hash index: slot + 1, 0 for empty; length a power of two, at most half full. */
+  private index: Int32Array
+  private mask: number
 
   /** Counters for observability: learned, moved, refused (port full), evicted (table full), aged. */
   readonly stats = { learned: 0, moved: 0, refused: 0, evicted: 0, aged: 0 }
@@ -75,13 +86,18 @@ export class MacTable {
     this.agingMs = opts.agingMs ?? 300_000
     if (!(this.capacity >= 1) || !(this.portLimit >= 1)) throw new RangeError('MAC table capacity and port limit must be at least 1')
     const initial = Math.min(this.capacity, 1024)
-    this.mac = new Float64Array(initial)
+    this.macHi = new Int32Array(initial)
+    this.macLo = new Int32Array(initial)
     this.seen = new Float64Array(initial)
     this.port = new Int32Array(initial)
     this.net = new Int32Array(initial)
     this.prev = new Int32Array(initial)
     this.next = new Int32Array(initial)
     this.pinned = new Uint8Array(initial)
+    let buckets = 16
+    while (buckets < initial * 2) buckets *= 2
+    this.index = new Int32Array(buckets)
+    this.mask = buckets - 1
   }
 
   get count(): number {
@@ -92,12 +108,32 @@ export class MacTable {
     return port < this.portCount.length ? this.portCount[port] : 0
   }
 
-  /** Learns that `mac` was seen on `port` of network `net`; returns LEARN_*. */
+  /** Learns that `mac` was seen on `port` of network `net` at `now`; returns LEARN_*. */
   learn(net: number, mac: number, port: number, now: number): number {
-    let map = this.byNet[net]
-    if (map === undefined) map = this.byNet[net] = new Map()
-    const slot = map.get(mac)
-    if (slot !== undefined) {
+    this.clock[0] = now
+    return this.learnKey(net, macHigh(mac), macLow(mac), port)
+  }
+
+  /** The port `mac` was learned on in `net`, or -1 (unknown or aged out at `now`). */
+  lookup(net: number, mac: number, now: number): number {
+    this.clock[0] = now
+    return this.lookupKey(net, macHigh(mac), macLow(mac))
+  }
+
+  /** `learn` for the MAC at buf[off, off + 6), at the time in `clock`. */
+  learnFrom(net: number, buf: Uint8Array, off: number, port: number): number {
+    return this.learnKey(net, (buf[off] << 16) | (buf[off + 1] << 8) | buf[off + 2], (buf[off + 3] << 16) | (buf[off + 4] << 8) | buf[off + 5], port)
+  }
+
+  /** `lookup` for the MAC at buf[off, off + 6), at the time in `clock`. */
+  lookupFrom(net: number, buf: Uint8Array, off: number): number {
+    return this.lookupKey(net, (buf[off] << 16) | (buf[off + 1] << 8) | buf[off + 2], (buf[off + 3] << 16) | (buf[off + 4] << 8) | buf[off + 5])
+  }
+
+  private learnKey(net: number, hi: number, lo: number, port: number): number {
+    const now = this.clock[0]
+    const slot = this.find(net, hi, lo)
+    if (slot !== NONE) {
       if (this.pinned[slot] === 1) return this.port[slot] === port ? LEARN_KNOWN : LEARN_REFUSED
       if (this.port[slot] === port) {
         if (now - this.seen[slot] >= REFRESH_MS) {
@@ -128,26 +164,25 @@ export class MacTable {
     }
     if (this.size >= this.capacity) this.evictFromFullestPort()
     const s = this.allocSlot()
-    this.mac[s] = mac
+    this.macHi[s] = hi
+    this.macLo[s] = lo
     this.net[s] = net
     this.port[s] = port
     this.seen[s] = now
     this.ensurePort(port)
     this.append(s)
     this.portCount[port]++
-    map.set(mac, s)
     this.size++
+    if (this.size * 2 > this.index.length) this.rehash(this.index.length * 2)
+    else this.insert(s)
     this.stats.learned++
     return LEARN_NEW
   }
 
-  /** The port `mac` was learned on in `net`, or -1 (unknown or aged out). */
-  lookup(net: number, mac: number, now: number): number {
-    const map = this.byNet[net]
-    if (map === undefined) return NONE
-    const slot = map.get(mac)
-    if (slot === undefined) return NONE
-    if (now - this.seen[slot] > this.agingMs && this.pinned[slot] === 0) {
+  private lookupKey(net: number, hi: number, lo: number): number {
+    const slot = this.find(net, hi, lo)
+    if (slot === NONE) return NONE
+    if (this.clock[0] - this.seen[slot] > this.agingMs && this.pinned[slot] === 0) {
       this.remove(slot)
       this.stats.aged++
       return NONE
@@ -160,17 +195,20 @@ export class MacTable {
    * it does not age, and frames with that source elsewhere do not move it. Replaces a learned entry.
    */
   pin(net: number, mac: number, port: number, now: number): boolean {
-    const slot = this.byNet[net]?.get(mac)
-    if (slot !== undefined) this.remove(slot)
-    if (this.learn(net, mac, port, now) === LEARN_REFUSED) return false
-    this.pinned[this.byNet[net]!.get(mac)!] = 1
+    const hi = macHigh(mac)
+    const lo = macLow(mac)
+    const slot = this.find(net, hi, lo)
+    if (slot !== NONE) this.remove(slot)
+    this.clock[0] = now
+    if (this.learnKey(net, hi, lo, port) === LEARN_REFUSED) return false
+    this.pinned[this.find(net, hi, lo)] = 1
     return true
   }
 
   /** Removes a static entry (learned ones stay); returns whether there was one. */
   unpin(net: number, mac: number): boolean {
-    const slot = this.byNet[net]?.get(mac)
-    if (slot === undefined || this.pinned[slot] === 0) return false
+    const slot = this.find(net, macHigh(mac), macLow(mac))
+    if (slot === NONE || this.pinned[slot] === 0) return false
     this.remove(slot)
     return true
   }
@@ -214,33 +252,81 @@ export class MacTable {
 
   /** Forgets a network's entries; `keepStatic` leaves the control plane's static ones (a user's flush). */
   flushNetwork(net: number, keepStatic = false): number {
-    const map = this.byNet[net]
-    if (!map) return 0
-    const slots = [...map.values()].filter((s) => !keepStatic || this.pinned[s] === 0)
-    for (const s of slots) this.remove(s)
-    return slots.length
+    return this.flushWhere(net, keepStatic)
   }
 
   flushAll(keepStatic = false): number {
+    return this.flushWhere(NONE, keepStatic)
+  }
+
+  /** A snapshot for the API, oldest slot first; allocation is fine here, it is not the frame path. */
+  entries(now: number, net?: number): FdbEntry[] {
+    const out: FdbEntry[] = []
+    for (let s = 0; s < this.slots; s++) {
+      const n = this.net[s]
+      if (n === NONE || (net !== undefined && n !== net)) continue
+      const mac = this.macHi[s] * MAC_HALF + this.macLo[s]
+      const age = now - this.seen[s]
+      if (this.pinned[s] === 1) out.push({ network: n, mac, port: this.port[s], ageMs: 0, static: true })
+      else if (age <= this.agingMs) out.push({ network: n, mac, port: this.port[s], ageMs: age })
+    }
+    return out
+  }
+
+  /** Removes the entries of network `net` (NONE: of all), static ones too unless `keepStatic`. */
+  private flushWhere(net: number, keepStatic: boolean): number {
     let n = 0
-    for (let net = 0; net < this.byNet.length; net++) n += this.flushNetwork(net, keepStatic)
+    for (let s = 0; s < this.slots; s++) {
+      const sn = this.net[s]
+      if (sn === NONE || (net !== NONE && sn !== net) || (keepStatic && this.pinned[s] === 1)) continue
+      this.remove(s)
+      n++
+    }
     return n
   }
 
-  /** A snapshot for the API; allocation is fine here, it is not the frame path. */
-  entries(now: number, net?: number): FdbEntry[] {
-    const out: FdbEntry[] = []
-    for (let n = 0; n < this.byNet.length; n++) {
-      if (net !== undefined && n !== net) continue
-      const map = this.byNet[n]
-      if (!map) continue
-      for (const [mac, s] of map) {
-        const age = now - this.seen[s]
-        if (this.pinned[s] === 1) out.push({ network: n, mac, port: this.port[s], ageMs: 0, static: true })
-        else if (age <= this.agingMs) out.push({ network: n, mac, port: this.port[s], ageMs: age })
+  /** The slot holding (net, hi, lo), or NONE. */
+  private find(net: number, hi: number, lo: number): number {
+    const index = this.index
+    const mask = this.mask
+    for (let i = hashKey(net, hi, lo) & mask; ; i = (i + 1) & mask) {
+      const e = index[i]
+      if (e === 0) return NONE
+      const s = e - 1
+      if (this.macLo[s] === lo && this.macHi[s] === hi && this.net[s] === net) return s
+    }
+  }
+
+  private insert(s: number): void {
+    const index = this.index
+    const mask = this.mask
+    let i = hashKey(this.net[s], this.macHi[s], this.macLo[s]) & mask
+    while (index[i] !== 0) i = (i + 1) & mask
+    index[i] = s + 1
+  }
+
+  /** Takes slot `s` out of the index, shifting back later entries of its probe run (no tombstones). */
+  private unindex(s: number): void {
+    const index = this.index
+    const mask = this.mask
+    let i = hashKey(this.net[s], this.macHi[s], this.macLo[s]) & mask
+    while (index[i] !== s + 1) i = (i + 1) & mask
+    for (let j = (i + 1) & mask; index[j] !== 0; j = (j + 1) & mask) {
+      const t = index[j] - 1
+      const home = hashKey(this.net[t], this.macHi[t], this.macLo[t]) & mask
+      // Entry j may fill the hole at i unless its home lies cyclically in (i, j].
+      if (i <= j ? home <= i || home > j : home <= i && home > j) {
+        index[i] = index[j]
+        i = j
       }
     }
-    return out
+    index[i] = 0
+  }
+
+  private rehash(length: number): void {
+    this.index = new Int32Array(length)
+    this.mask = length - 1
+    for (let s = 0; s < this.slots; s++) if (this.net[s] !== NONE) this.insert(s)
   }
 
   private roomOnPort(port: number, now: number): boolean {
@@ -279,7 +365,8 @@ export class MacTable {
     this.pinned[s] = 0
     this.unlink(s)
     this.portCount[this.port[s]]--
-    this.byNet[this.net[s]]!.delete(this.mac[s])
+    this.unindex(s)
+    this.net[s] = NONE
     this.size--
     this.next[s] = this.freeHead
     this.freeHead = s
@@ -291,12 +378,12 @@ export class MacTable {
       this.freeHead = this.next[s]
       return s
     }
-    if (this.slots === this.mac.length) this.grow()
+    if (this.slots === this.port.length) this.grow()
     return this.slots++
   }
 
   private grow(): void {
-    const n = Math.min(this.capacity, this.mac.length * 2)
+    const n = Math.min(this.capacity, this.port.length * 2)
     const f64 = (a: Float64Array) => {
       const b = new Float64Array(n)
       b.set(a)
@@ -307,7 +394,8 @@ export class MacTable {
       b.set(a)
       return b
     }
-    this.mac = f64(this.mac)
+    this.macHi = i32(this.macHi)
+    this.macLo = i32(this.macLo)
     this.seen = f64(this.seen)
     this.port = i32(this.port)
     this.net = i32(this.net)
@@ -352,4 +440,17 @@ export class MacTable {
     if (nx === NONE) this.portTail[p] = pv
     else this.prev[nx] = pv
   }
+}
+
+const MAC_HALF = 0x1000000
+
+/** The first three octets of a MAC number. */
+const macHigh = (mac: number): number => Math.floor(mac / MAC_HALF)
+/** The last three octets of a MAC number. */
+const macLow = (mac: number): number => mac % MAC_HALF
+
+function hashKey(net: number, hi: number, lo: number): number {
+  let h = Math.imul(lo ^ Math.imul(hi, 0x9e3779b1) ^ Math.imul(net + 1, 0x85ebca6b), 0x27d4eb2d)
+  h ^= h >>> 15
+  return h
 }

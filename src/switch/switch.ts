@@ -7,7 +7,7 @@
  *   sw.addNetwork('default', { mtu: 1500 })
  *   sw.addTapPort('sy0', 'default')
  */
-import type { Poller } from '../native/binding.js'
+import { batchClock, type Poller } from '../native/binding.js'
 import { PORT_GONE_ERRNOS, type TapIo, type TapOpenOptions } from '../dataplane/tap-port.js'
 import { macToString } from '../packet/mac.js'
 import { errnoName } from '../util/errno.js'
@@ -21,8 +21,6 @@ export interface SwitchOptions {
   io: TapIo
   fdb?: MacTableOptions
   log?: Logger
-  /** Clock in ms; injectable for tests. */
-  now?: () => number
 }
 
 export interface NetworkPortsOptions {
@@ -80,7 +78,6 @@ export class Switch {
   private readonly portState = new Map<number, PortState>()
   readonly io: TapIo
   private readonly log?: Logger
-  private readonly now: () => number
   private agingTimer?: NodeJS.Timeout
   /** Ports whose device vanished under us (deleted, fd failed). */
   portsLost = 0
@@ -88,12 +85,11 @@ export class Switch {
   constructor(opts: SwitchOptions) {
     this.io = opts.io
     this.log = opts.log
-    this.now = opts.now ?? Date.now
     this.fdb = new MacTable(opts.fdb)
     this.forwarder = new Forwarder(this.fdb, this.ports, this.counters, opts.io.writeBatch)
     // Sweep a few times per aging period so memory follows the table's real contents.
     const sweep = Math.max(1000, Math.min(30_000, this.fdb.agingMs / 4))
-    this.agingTimer = setInterval(() => this.fdb.age(this.now()), sweep)
+    this.agingTimer = setInterval(() => this.fdb.age(Date.now()), sweep)
     this.agingTimer.unref()
   }
 
@@ -117,6 +113,11 @@ export class Switch {
 
   hasNetwork(name: string): boolean {
     return this.nets.has(name)
+  }
+
+  /** Sets the FDB's clock before a batch from the pollers' stamp (a time passed along per frame would be boxed). */
+  tick(): void {
+    this.fdb.clock[0] = batchClock[0]
   }
 
   networkIndex(name: string): number {
@@ -145,8 +146,9 @@ export class Switch {
     n.ports.add(p)
     this.forwarder.setMembers(n.index, [...n.ports])
     st.poller = this.io.poll(fd, (count) => {
-      if (count >= 0) this.forwarder.process(p, this.io.slab, this.io.meta, count, this.now())
-      else this.portLost(p, count)
+      if (count < 0) return this.portLost(p, count)
+      this.tick()
+      this.forwarder.process(p, this.io.slab, this.io.meta, count)
     })
     this.log?.info('port added', { port: name, network, index: p })
     return this.portInfo(p)
@@ -258,7 +260,7 @@ export class Switch {
 
   fdbEntries(network?: string): FdbView[] {
     const net = network === undefined ? undefined : this.net(network).index
-    return this.fdb.entries(this.now(), net).map((e) => ({
+    return this.fdb.entries(Date.now(), net).map((e) => ({
       network: this.netNames[e.network],
       mac: macToString(e.mac),
       port: this.ports.names[e.port] ?? `#${e.port}`,
@@ -274,7 +276,7 @@ export class Switch {
 
   /** Programs a static FDB entry: `mac` of `network` lives behind port `port` (a remote endpoint behind its VTEP). */
   pinMac(network: string, mac: number, port: number): boolean {
-    return this.fdb.pin(this.net(network).index, mac, port, this.now())
+    return this.fdb.pin(this.net(network).index, mac, port, Date.now())
   }
 
   unpinMac(network: string, mac: number): boolean {

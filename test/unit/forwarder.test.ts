@@ -57,7 +57,8 @@ function rig(netOf: number[], maxTx = 1024) {
         meta[2 * i + 1] = l
       })
       sent.length = 0
-      fwd.process(inPort, slab, meta, frames.length, now)
+      fdb.clock[0] = now
+      fwd.process(inPort, slab, meta, frames.length)
       frames.length = 0
       off = 0
       return sent.map((s) => s.fd - 100)
@@ -167,7 +168,7 @@ t.test('write errors are counted per port', async (t) => {
   const slab = new Uint8Array(64)
   slab.fill(0xff, 0, 6)
   writeMac(slab, 6, mac(1))
-  fwd.process(0, slab, Int32Array.of(0, 60), 1, 0)
+  fwd.process(0, slab, Int32Array.of(0, 60), 1)
   t.equal(counters.get(1, C.DROP_TX_ERROR), 1)
   t.equal(counters.get(1, C.TX_PACKETS), 0)
 })

@@ -125,3 +125,70 @@ t.test('a static entry at the head of a full port does not block aging of the re
   t.equal(fdb.lookup(0, M(1), 5000), 1)
   t.equal(fdb.lookup(0, M(2), 5000), -1)
 })
+
+t.test('the hash index agrees with a plain Map through random learns, moves, ages and flushes', async (t) => {
+  // Keys chosen to crowd the index: few distinct low halves, the same MACs on two networks.
+  let seed = 12345
+  const rand = (n: number) => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0
+    return (seed >>> 8) % n
+  }
+  const fdb = new MacTable({ capacity: 5000, portLimit: 5000, agingMs: 1000 })
+  const model = new Map<string, { port: number; seen: number }>()
+  const key = (net: number, mac: number) => `${net}/${mac}`
+  let now = 0
+  let mismatches = 0
+  for (let step = 0; step < 30_000; step++) {
+    now += rand(3)
+    const net = rand(2)
+    const mac = rand(16) * 0x1000000 + rand(8) * 0x10000 + rand(4)
+    const op = rand(100)
+    if (op < 70) {
+      const port = rand(6)
+      fdb.learn(net, mac, port, now)
+      const m = model.get(key(net, mac))
+      if (!m || now - m.seen > 1000) model.set(key(net, mac), { port, seen: now })
+      else if (m.port !== port) model.set(key(net, mac), { port, seen: now })
+      else if (now - m.seen >= 1000) m.seen = now
+    } else if (op < 97) {
+      const m = model.get(key(net, mac))
+      const want = m && now - m.seen <= 1000 ? m.port : -1
+      if (want === -1) model.delete(key(net, mac))
+      if (fdb.lookup(net, mac, now) !== want) mismatches++
+    } else if (op < 99) {
+      const port = rand(6)
+      fdb.flushPort(port)
+      for (const [k, m] of model) if (m.port === port) model.delete(k)
+    } else {
+      fdb.flushNetwork(net)
+      for (const k of [...model.keys()]) if (k.startsWith(`${net}/`)) model.delete(k)
+    }
+  }
+  t.equal(mismatches, 0, 'every lookup answered as the model')
+  // Whatever aged entries the model dropped lazily, every live one is found.
+  let missing = 0
+  for (const [k, m] of model) {
+    const [net, mac] = k.split('/').map(Number)
+    if (now - m.seen <= 1000 && fdb.lookup(net, mac, now) !== m.port) missing++
+  }
+  t.equal(missing, 0, 'every live entry is still in the index')
+  t.ok(fdb.stats.learned > 1000 && fdb.stats.moved > 1000, `exercised: ${JSON.stringify(fdb.stats)}`)
+})
+
+t.test('MACs that differ only in one half, or only by network, are distinct entries', async (t) => {
+  const fdb = new MacTable()
+  const a = 0x020000000001
+  const b = 0x030000000001 // same last three octets
+  const c = 0x020000000101 // same first three
+  fdb.learn(0, a, 1, 0)
+  fdb.learn(0, b, 2, 0)
+  fdb.learn(0, c, 3, 0)
+  fdb.learn(5, a, 4, 0)
+  t.same([fdb.lookup(0, a, 0), fdb.lookup(0, b, 0), fdb.lookup(0, c, 0), fdb.lookup(5, a, 0), fdb.lookup(1, a, 0)], [1, 2, 3, 4, -1])
+  t.same(fdb.entries(0, 0).map((e) => e.mac).sort(), [a, c, b].sort(), 'entries give the MACs back whole')
+  const frame = Uint8Array.of(0x03, 0, 0, 0, 0, 1)
+  t.equal(fdb.lookupFrom(0, frame, 0), 2, 'a MAC read in place from a frame finds the same entry')
+  t.equal(fdb.learnFrom(0, frame, 0, 2), LEARN_KNOWN)
+  t.equal(fdb.learnFrom(0, Uint8Array.of(0xff, 0xff, 0xff, 0xff, 0xff, 0xfe), 0, 2), LEARN_NEW, 'the highest MAC values fit')
+  t.equal(fdb.lookup(0, 0xfffffffffffe, 0), 2)
+})
