@@ -58,7 +58,7 @@ static struct {
 static double* g_batchClock = nullptr;
 static Napi::Reference<Napi::Float64Array> g_batchClockRef;
 
-static void StampBatchClock() {
+void StampBatchClock() {
   if (g_batchClock == nullptr) return;
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);

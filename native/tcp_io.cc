@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -32,6 +33,20 @@ static Napi::Value WriteFrameParts(const Napi::CallbackInfo& info) {
   ssize_t w;
   do { w = writev(fd, iov, n > 0 ? 2 : 1); } while (w < 0 && errno == EINTR);
   return Napi::Number::New(info.Env(), w < 0 ? -errno : (double)w);
+}
+
+// copyBytes(dst: Uint8Array, dstOffset, src: Uint8Array, srcOffset, length): memmove between
+// two arrays. In JS the same takes a subarray() view of the source, an object per copy.
+static Napi::Value CopyBytes(const Napi::CallbackInfo& info) {
+  Napi::Uint8Array dst = info[0].As<Napi::Uint8Array>();
+  size_t doff = info[1].As<Napi::Number>().Uint32Value();
+  Napi::Uint8Array src = info[2].As<Napi::Uint8Array>();
+  size_t soff = info[3].As<Napi::Number>().Uint32Value();
+  size_t n = info[4].As<Napi::Number>().Uint32Value();
+  if (doff > dst.ByteLength() || n > dst.ByteLength() - doff || soff > src.ByteLength() || n > src.ByteLength() - soff)
+    return ThrowErrno(info.Env(), ERANGE, "copyBytes");
+  memmove(dst.Data() + doff, src.Data() + soff, n);
+  return info.Env().Undefined();
 }
 
 // new SockPoller(fd, ring: Uint8Array, state: Int32Array, onEvent(bytes, status))
@@ -122,6 +137,7 @@ class SockPoller : public Napi::ObjectWrap<SockPoller> {
   }
 
   void Call(Napi::Env env, size_t got, int st) {
+    StampBatchClock();
     callback_.MakeCallback(env.Global(), {Napi::Number::New(env, (double)got), Napi::Number::New(env, st)});
   }
 
@@ -227,6 +243,7 @@ class SockPoller : public Napi::ObjectWrap<SockPoller> {
 
 void InitTcpIo(Napi::Env env, Napi::Object exports) {
   exports.Set("writeFrameParts", Napi::Function::New(env, WriteFrameParts));
+  exports.Set("copyBytes", Napi::Function::New(env, CopyBytes));
   exports.Set("SockPoller", SockPoller::Init(env));
   exports.Set("SOCK_WRITABLE", Napi::Number::New(env, kWritable));
 }

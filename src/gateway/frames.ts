@@ -6,7 +6,7 @@
  *   const len = writeTcpFrame(buf, 12, addr, seq, ack, TcpFlag.ACK, 65535, data, 0, data.length)
  *   send(port, buf, len)
  */
-import { writeMac } from '../packet/mac.js'
+import { writeMacHalves } from '../packet/mac.js'
 import { IpProtocol, writeIpv4Checksum, writeIpv4Header } from '../packet/ipv4.js'
 import { writeTcpChecksum } from '../packet/tcp.js'
 import { foldSum, internetChecksum, pseudoHeaderSum } from '../packet/checksum.js'
@@ -33,10 +33,15 @@ export type SendFrame = (port: number, buf: Uint8Array, len: number) => boolean
 let ipId = 1
 const nextId = () => (ipId = (ipId + 1) & 0xffff)
 
+const TWO32 = 2 ** 32
+
 function writeFrameHead(buf: Uint8Array, hdr: number, a: FlowAddress): number {
   buf.fill(0, 0, hdr)
-  writeMac(buf, hdr, a.dstMac)
-  writeMac(buf, hdr + 6, a.srcMac)
+  // Split here: a 48-bit MAC handed to a function is a boxed double (one per frame).
+  const dst = a.dstMac
+  const src = a.srcMac
+  writeMacHalves(buf, hdr, (dst / TWO32) | 0, dst | 0)
+  writeMacHalves(buf, hdr + 6, (src / TWO32) | 0, src | 0)
   buf[hdr + 12] = ETHERTYPE_IPV4 >>> 8
   buf[hdr + 13] = ETHERTYPE_IPV4 & 0xff
   return hdr + ETH
@@ -111,7 +116,10 @@ export function writeTcpFrame(buf: Uint8Array, hdr: number, a: FlowAddress, seq:
   const optLen = (opts.mss ? 4 : 0) + (opts.wscale !== undefined ? 4 : 0)
   const thl = TCP + optLen
   const segLen = thl + pLen
-  writeIpv4Header(buf, ip, IP + segLen, nextId(), 64, IpProtocol.TCP, a.srcIp, a.dstIp)
+  // Addresses passed on as signed 32-bit numbers: one above 2^31 would be boxed per call.
+  const srcIp = a.srcIp | 0
+  const dstIp = a.dstIp | 0
+  writeIpv4Header(buf, ip, IP + segLen, nextId(), 64, IpProtocol.TCP, srcIp, dstIp)
   buf[ip + 6] = 0x40 // DF, as a TCP sender sets it
   writeIpv4Checksum(buf, ip)
   buf[tcp] = a.srcPort >>> 8
@@ -142,7 +150,7 @@ export function writeTcpFrame(buf: Uint8Array, hdr: number, a: FlowAddress, seq:
   }
   if (payload && pLen) buf.set(payload.subarray(pOff, pOff + pLen), tcp + thl)
   if (opts.gsoSize && hdr >= 10) {
-    const partial = foldSum(pseudoHeaderSum(a.srcIp, a.dstIp, IpProtocol.TCP, segLen))
+    const partial = foldSum(pseudoHeaderSum(srcIp, dstIp, IpProtocol.TCP, segLen))
     buf[tcp + 16] = partial >>> 8
     buf[tcp + 17] = partial & 0xff
     buf[0] = VNET_NEEDS_CSUM
@@ -153,7 +161,7 @@ export function writeTcpFrame(buf: Uint8Array, hdr: number, a: FlowAddress, seq:
     writeU16le(buf, 6, tcp - hdr) // csum_start
     writeU16le(buf, 8, TCP_CSUM_OFFSET)
   } else {
-    writeTcpChecksum(buf, tcp, segLen, a.srcIp, a.dstIp)
+    writeTcpChecksum(buf, tcp, segLen, srcIp, dstIp)
   }
   return tcp + segLen
 }

@@ -22,6 +22,7 @@ import { writeTcpFrame, type FlowAddress, type SendFrame } from '../gateway/fram
 import { ConnTrack, flowKey, type TrackedFlow } from './conntrack.js'
 import { IcmpEcho } from './icmp-echo.js'
 import { native } from '../native/binding.js'
+import { AckQueue } from './ack-queue.js'
 import { TcpFlow, type SandboxSide, type SendFrameParts, type TcpFlowEnv } from './tcp-flow.js'
 import { UdpHostSocket, type UdpEnv, type UdpFlow } from './udp-flow.js'
 import { UdpMappings } from './udp-mappings.js'
@@ -117,7 +118,7 @@ export class Nat {
   private readonly send: SendFrame
   private readonly tcpEnv: TcpFlowEnv
   private readonly scratch = new Uint8Array(64 + ETH + 65536 + 128)
-  private readonly ackQueue = new Set<TcpFlow>()
+  private readonly ackQueue = new AckQueue<TcpFlow>()
   private readonly tcpCache: (TcpFlow | undefined)[] = new Array(TCP_CACHE).fill(undefined)
   private readonly icmp: IcmpEcho
   private readonly published = new Map<string, { spec: Publish; close: () => void }[]>()
@@ -184,7 +185,8 @@ export class Nat {
     if (proto === IpProtocol.TCP) {
       if (tcpCheck(slab, l4, l4len) !== null) return void this.counters.malformed++
       if (!partialCsum && !tcpChecksumOk(slab, l4, l4len, src, dst)) return void this.counters.badChecksum++
-      this.tcp(nw, inPort, slab, eth, hdr, l4, l4len, src, dst, remote)
+      // Signed: addresses above 2^31 (172.17/16) would be boxed doubles in the call.
+      this.tcp(nw, inPort, slab, eth, hdr, l4, l4len, src | 0, dst | 0, remote | 0)
     } else if (proto === IpProtocol.UDP) {
       if (udpCheck(slab, l4, l4len) !== null) return void this.counters.malformed++
       if (!partialCsum && !udpChecksumOk(slab, l4, src, dst)) return void this.counters.badChecksum++
@@ -201,9 +203,7 @@ export class Nat {
 
   /** Sends the ACKs owed for this batch's data, one per flow. */
   endBatch(): void {
-    if (this.ackQueue.size === 0) return
-    for (const f of this.ackQueue) f.sendAck()
-    this.ackQueue.clear()
+    if (this.ackQueue.size > 0) this.ackQueue.drain()
   }
 
   private side(nw: NatNetwork, port: number, hdr: number, slab: Uint8Array, eth: number, shownIp: number, sandboxIp: number, shownPort: number, sandboxPort: number): SandboxSide {
@@ -211,19 +211,23 @@ export class Nat {
     return { port, hdr, mtu: nw.mtu, addr }
   }
 
+  /** A TCP segment from a sandbox; the addresses come as signed 32-bit numbers (see egress). */
   private tcp(nw: NatNetwork, inPort: number, slab: Uint8Array, eth: number, hdr: number, l4: number, l4len: number, src: number, dst: number, remote: number): void {
     const sport = tcpSrcPort(slab, l4)
     const dport = tcpDstPort(slab, l4)
     const flags = tcpFlags(slab, l4)
-    const seq = tcpSeq(slab, l4)
+    // Signed for the same reason; the flow takes sequence numbers that way.
+    const seq = tcpSeq(slab, l4) | 0
     // The flows of recent segments, by their ports and addresses: a hit costs no key string
     // (the no-allocation rule); a miss looks the flow up by key as before.
     const slot = (sport ^ dport ^ src ^ dst) & (TCP_CACHE - 1)
     let existing = this.tcpCache[slot]
-    let key: string
-    if (existing?.carries(nw.id, src, sport, dst, dport)) {
-      key = existing.key
-    } else {
+    let key = ''
+    if (existing === undefined || !existing.carries(nw.id, src, sport, dst, dport)) {
+      // Not a recent flow: per connection from here on, the addresses back to their usual form.
+      src >>>= 0
+      dst >>>= 0
+      remote >>>= 0
       key = flowKey('tcp', nw.id, src, sport, dst, dport)
       existing = this.ct.get(key) as TcpFlow | undefined
       if (existing) this.tcpCache[slot] = existing
@@ -231,7 +235,7 @@ export class Nat {
     const thl = tcpHeaderLength(slab, l4)
     if (existing) {
       const opts = flags & TcpFlag.SYN ? synOptions(slab, l4, thl) : NO_OPTS
-      existing.segment(flags, seq, tcpAck(slab, l4), tcpWindow(slab, l4), opts, slab, l4 + thl, l4len - thl)
+      existing.segment(flags, seq, tcpAck(slab, l4) | 0, tcpWindow(slab, l4), opts, slab, l4 + thl, l4len - thl)
       return
     }
     const side = this.side(nw, inPort, hdr, slab, eth, dst, src, dport, sport)
@@ -247,25 +251,28 @@ export class Nat {
       return
     }
     const service = dst === nw.gatewayIp ? nw.services?.get(dport) : undefined
-    const refuse = () => {
-      const n = writeTcpFrame(this.scratch, hdr, side.addr, 0, (seq + 1) >>> 0, TcpFlag.RST | TcpFlag.ACK, 0, undefined, 0, 0)
-      this.send(inPort, this.scratch, n)
-    }
+    // No closure here: one capturing tcp()'s variables would make every call allocate a context.
     if (nw.internal && !service) {
       this.counters.internal++
-      return refuse()
+      return this.refuseSyn(inPort, side, seq)
     }
     if (this.ct.admit(nw.id, src, !service)) {
       this.counters.refusedLimit++
-      return refuse()
+      return this.refuseSyn(inPort, side, seq)
     }
     const sock = service ? service(src, sport) : net.connect({ host: ipv4ToString(remote), port: dport, noDelay: true, allowHalfOpen: true })
-    if (!sock) return refuse()
+    if (!sock) return this.refuseSyn(inPort, side, seq)
     if (!service) native.loopTurn() // a busy-polling switch lets libuv register the socket at once
     const flow = new TcpFlow(this.tcpEnv, key, nw.id, src, sport, dst, dport, 'egress', side, sock)
     this.ct.add(key, flow, service ? 0 : TCP_DESCRIPTORS)
     const o = synOptions(slab, l4, thl)
     flow.acceptSyn(seq, tcpWindow(slab, l4), o.mss, o.wscale)
+  }
+
+  /** Answers a SYN that opens no flow with a reset, as a host with a closed port does. */
+  private refuseSyn(inPort: number, side: SandboxSide, seq: number): void {
+    const n = writeTcpFrame(this.scratch, side.hdr, side.addr, 0, (seq + 1) >>> 0, TcpFlag.RST | TcpFlag.ACK, 0, undefined, 0, 0)
+    this.send(inPort, this.scratch, n)
   }
 
   private udp(nw: NatNetwork, inPort: number, slab: Uint8Array, eth: number, hdr: number, l4: number, src: number, dst: number, remote: number): void {

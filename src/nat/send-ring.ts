@@ -8,9 +8,11 @@
  * allows; growing is the only copy of data already in it.
  *
  *   const q = new SendRing(16 << 10)
- *   q.push(chunk); const at = q.offset(0); const n = q.contiguous(0)   // q.buf[at, at + n)
+ *   q.push(chunk) or q.push(buf, off, len); const at = q.offset(0); const n = q.contiguous(0)   // q.buf[at, at + n)
  *   q.consume(acked)
  */
+import { native } from '../native/binding.js'
+
 /** The memory of every empty ring (size 0): a flow that never queues anything allocates none. */
 const NONE = new Uint8Array(0)
 const MIN_SIZE = 4096
@@ -44,14 +46,16 @@ export class SendRing {
     return Math.min(this.state[1] - qOff, this.buf.length - p)
   }
 
-  /** Appends a copy of `chunk`, growing the ring as far as it needs. */
-  push(chunk: Uint8Array): void {
-    while (this.buf.length - this.state[1] < chunk.length) this.grow(Math.max(MIN_SIZE, this.buf.length * 2))
+  /** Appends a copy of src[off, off + len), growing the ring as far as it needs. */
+  push(src: Uint8Array, off = 0, len = src.length - off): void {
+    while (this.buf.length - this.state[1] < len) this.grow(Math.max(MIN_SIZE, this.buf.length * 2))
     const tail = this.offset(this.state[1])
-    const first = Math.min(chunk.length, this.buf.length - tail)
-    this.buf.set(chunk.subarray(0, first), tail)
-    if (first < chunk.length) this.buf.set(chunk.subarray(first), 0)
-    this.state[1] += chunk.length
+    const first = Math.min(len, this.buf.length - tail)
+    // Copied natively: set(src.subarray(...)) would make a view object per push (per segment
+    // while a host socket is full).
+    native.copyBytes(this.buf, tail, src, off, first)
+    if (first < len) native.copyBytes(this.buf, 0, src, off + first, len - first)
+    this.state[1] += len
   }
 
   /** Drops `n` bytes from the front (acknowledged). */

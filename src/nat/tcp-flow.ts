@@ -26,7 +26,8 @@ import type { Duplex } from 'node:stream'
 import { TcpFlag } from '../packet/tcp.js'
 import { writeTcpFrame, type FlowAddress, type SendFrame } from '../gateway/frames.js'
 import type { ConnTrack, TrackedFlow } from './conntrack.js'
-import { native, SOCK_WRITABLE, type SockPoller } from '../native/binding.js'
+import { batchClock, native, SOCK_WRITABLE, type SockPoller } from '../native/binding.js'
+import type { AckQueue } from './ack-queue.js'
 import { SendRing } from './send-ring.js'
 
 /** Writes one frame made of headers (head[0, headLen)) and a payload elsewhere; false when it failed. */
@@ -41,7 +42,7 @@ export interface TcpFlowEnv {
   scratch: Uint8Array
   ct: ConnTrack
   /** Flows with an ACK owed, sent at the end of the batch. */
-  ackQueue: Set<TcpFlow>
+  ackQueue: AckQueue<TcpFlow>
   counters: { retransmits: number; resets: number }
 }
 
@@ -79,7 +80,10 @@ const EAGAIN = -os.constants.errno.EAGAIN
 /** Node's socket handle: its descriptor, for the addon's reads and writes. */
 type HandleSocket = { _handle?: { fd?: number } | null }
 
-const add = (a: number, n: number) => (a + n) >>> 0
+// Sequence numbers are kept as signed 32-bit integers: V8 holds those as small integers, where
+// an unsigned value above 2^31 is a double, boxed on the heap each time it is passed to a
+// function. Only differences and order count (`before`), both the same in either form.
+const add = (a: number, n: number) => (a + n) | 0
 
 const ISN_SECRET = randomBytes(16)
 
@@ -92,7 +96,7 @@ const ISN_SECRET = randomBytes(16)
 function initialSequence(key: string): number {
   // CLOCK_MONOTONIC counts since boot, so it keeps rising across daemon restarts too.
   const clock = Number((process.hrtime.bigint() / 4000n) & 0xffffffffn)
-  return (clock + createHmac('sha256', ISN_SECRET).update(key).digest().readUInt32BE(0)) >>> 0
+  return (clock + createHmac('sha256', ISN_SECRET).update(key).digest().readUInt32BE(0)) | 0
 }
 const before = (a: number, b: number) => ((a - b) | 0) < 0
 
@@ -100,6 +104,8 @@ export class TcpFlow implements TrackedFlow {
   readonly proto = 'tcp'
   state = 'connecting'
   lastActive = Date.now()
+  /** In the env's ackQueue: an ACK goes out at the end of the batch. */
+  ackOwed = false
   bytesIn = 0
   bytesOut = 0
   private st: St
@@ -108,8 +114,9 @@ export class TcpFlow implements TrackedFlow {
   private sndNxt = 0
   /** Highest sequence sent: ACKs up to here count, also after a go-back retransmission. */
   private sndMax = 0
-  /** Sequence number of our FIN once sent, else -1. */
-  private finSeq = -1
+  /** Our FIN was sent, with sequence number finSeq. */
+  private finSent = false
+  private finSeq = 0
   private rcvNxt = 0
   private peerWnd = 0
   private peerShift = 0
@@ -128,6 +135,8 @@ export class TcpFlow implements TrackedFlow {
   private finAcked = false
   private sandboxFin = false
   private timer?: NodeJS.Timeout
+  /** The retransmission timer's duration: RTO_MS, doubled per retry. */
+  private timerMs = 0
   private retries = 0
   /** The host is not read (a full send ring) until acks make room: Node stream paused, or the poller stopped. */
   private paused = false
@@ -168,13 +177,16 @@ export class TcpFlow implements TrackedFlow {
     })
   }
 
-  /** Whether this open flow carries the sandbox's segments from src:sport to dst:dport on `network`. */
+  /**
+   * Whether this open flow carries the sandbox's segments from src:sport to dst:dport on
+   * `network`; the addresses as signed 32-bit numbers (small integers to V8, never boxed).
+   */
   carries(network: string, src: number, sport: number, dst: number, dport: number): boolean {
-    return this.st !== St.Closed && this.sandboxPort === sport && this.remotePort === dport && this.sandboxIp === src && this.remoteIp === dst && this.network === network
+    return this.st !== St.Closed && this.sandboxPort === sport && this.remotePort === dport && (this.sandboxIp | 0) === src && (this.remoteIp | 0) === dst && this.network === network
   }
 
   timeoutMs(): number {
-    if (this.st === St.Established && this.finSeq < 0 && !this.sandboxFin) return 2 * 3600_000
+    if (this.st === St.Established && !this.finSent && !this.sandboxFin) return 2 * 3600_000
     return this.st === St.Established ? 60_000 : 30_000
   }
 
@@ -212,7 +224,10 @@ export class TcpFlow implements TrackedFlow {
   // ---- frames from the sandbox ---------------------------------------------------------
 
   segment(flags: number, seq: number, ack: number, window: number, opts: { mss: number; wscale: number }, data: Uint8Array, dOff: number, dLen: number): void {
-    this.lastActive = Date.now()
+    seq |= 0
+    ack |= 0
+    // The pollers stamp the clock before every batch: Date.now() would box a number per segment.
+    this.lastActive = batchClock[0]
     if (flags & TcpFlag.RST) {
       if (this.st === St.SynSent || this.inWindow(seq)) this.teardown('reset by sandbox', false)
       return
@@ -303,7 +318,7 @@ export class TcpFlow implements TrackedFlow {
       else if (sent < 0) return this.reset('host socket failed')
       poller.watchWritable(true)
     }
-    this.out.push(data.subarray(off + sent, off + len))
+    this.out.push(data, off + sent, len - sent)
   }
 
   /** The host socket takes writes again: what waits in `out` goes first, then our FIN. */
@@ -347,7 +362,7 @@ export class TcpFlow implements TrackedFlow {
   private fromPoller(n: number, status: number): void {
     if (this.st === St.Closed) return
     if (status === SOCK_WRITABLE) return this.drainOut()
-    this.lastActive = Date.now()
+    this.lastActive = batchClock[0]
     this.bytesIn += n
     if (status < 0) return this.reset('host socket failed')
     if (status === 1) this.hostEnded = true
@@ -376,16 +391,17 @@ export class TcpFlow implements TrackedFlow {
 
   /** Data bytes sent and not yet acknowledged (the FIN, if among them, is not data). */
   private dataInFlight(): number {
-    const n = (this.sndNxt - this.sndUna) >>> 0
-    return this.finSeq >= 0 && before(this.finSeq, this.sndNxt) && !before(this.finSeq, this.sndUna) ? n - 1 : n
+    const n = (this.sndNxt - this.sndUna) | 0
+    return this.finSent && before(this.finSeq, this.sndNxt) && !before(this.finSeq, this.sndUna) ? n - 1 : n
   }
 
   /** Sends what the sandbox's window allows, then our FIN once the host is done. */
   private flush(): void {
     if (this.st !== St.Established) return
+    const idle = this.sndUna === this.sndNxt
     const seg = this.side.hdr >= 10 ? MAX_SEG : this.mss
     let inFlight = this.dataInFlight()
-    const finPending = this.finSeq >= 0 && !before(this.finSeq, this.sndNxt) // FIN sent once, not (re)sent since rewind
+    const finPending = this.finSent && !before(this.finSeq, this.sndNxt) // FIN sent once, not (re)sent since rewind
     const queued = this.q.length
     while (inFlight < queued) {
       const room = this.peerWnd - inFlight
@@ -396,19 +412,24 @@ export class TcpFlow implements TrackedFlow {
       this.sndNxt = add(this.sndNxt, n)
       inFlight += n
     }
-    if (this.hostEnded && inFlight >= queued && !this.finAcked && (this.finSeq < 0 || finPending)) {
+    if (this.hostEnded && inFlight >= queued && !this.finAcked && (!this.finSent || finPending)) {
+      this.finSent = true
       this.finSeq = this.sndNxt
       this.emit(this.sndNxt, TcpFlag.FIN | TcpFlag.ACK, 0, 0)
       this.sndNxt = add(this.sndNxt, 1)
     }
     if (before(this.sndMax, this.sndNxt)) this.sndMax = this.sndNxt
-    if (this.sndUna !== this.sndNxt) this.arm()
+    // From idle the retransmission clock starts now (a timer left from before may be running).
+    if (this.sndUna !== this.sndNxt) {
+      if (idle) this.rearm()
+      else this.arm()
+    }
   }
 
   private onAck(ack: number): void {
     if (!before(this.sndUna, ack) || before(this.sndMax, ack)) return
-    let n = (ack - this.sndUna) >>> 0
-    if (this.finSeq >= 0 && before(this.finSeq, ack) && !before(this.finSeq, this.sndUna)) {
+    let n = (ack - this.sndUna) | 0
+    if (this.finSent && before(this.finSeq, ack) && !before(this.finSeq, this.sndUna)) {
       this.finAcked = true
       n--
     }
@@ -416,8 +437,9 @@ export class TcpFlow implements TrackedFlow {
     if (before(this.sndNxt, ack)) this.sndNxt = ack
     this.retries = 0
     this.q.consume(n)
-    this.disarm()
-    if (this.sndUna !== this.sndNxt) this.arm()
+    // All acknowledged: the timer is left to lapse (retransmit() finds nothing outstanding),
+    // so the next data reuses it instead of making a new one.
+    if (this.sndUna !== this.sndNxt) this.rearm()
     if (this.paused && this.q.length < SND_BUF / 2) {
       this.paused = false
       if (this.poller) this.poller.read(true)
@@ -480,11 +502,29 @@ export class TcpFlow implements TrackedFlow {
 
   private arm(): void {
     if (this.timer) return
-    this.timer = setTimeout(() => {
-      this.timer = undefined
-      this.retransmit()
-    }, RTO_MS * 2 ** Math.min(this.retries, 6))
+    this.timerMs = RTO_MS * 2 ** Math.min(this.retries, 6)
+    this.timer = setTimeout(this.onTimer, this.timerMs)
     this.timer.unref()
+  }
+
+  // One callback per flow: an arrow function inside arm() would capture `this` and make every
+  // call of arm() allocate a context, also when a timer is running and it returns at once.
+  private readonly onTimer = (): void => {
+    this.timer = undefined
+    this.retransmit()
+  }
+
+  /**
+   * Starts the retransmission clock over (an ACK moved sndUna). The timer is reused while its
+   * duration still fits: a new one per ACK would be objects allocated per segment.
+   */
+  private rearm(): void {
+    if (this.timer && this.timerMs === RTO_MS * 2 ** Math.min(this.retries, 6)) {
+      this.timer.refresh()
+      return
+    }
+    this.disarm()
+    this.arm()
   }
 
   private disarm(): void {
@@ -494,6 +534,7 @@ export class TcpFlow implements TrackedFlow {
 
   private retransmit(): void {
     if (this.st === St.Closed) return
+    if (this.st === St.Established && this.sndUna === this.sndNxt) return // acknowledged since: a lapsed timer
     if (++this.retries > MAX_RETRIES) return this.reset('sandbox stopped answering')
     this.env.counters.retransmits++
     if (this.st === St.SynSent) this.emitSyn(TcpFlag.SYN)

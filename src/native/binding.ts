@@ -101,6 +101,8 @@ export interface NativeBinding {
   setBatchClock(cell: Float64Array): void
   /** The caller opened a socket or started watching one: a busy-polling switch lets libuv's poll phase register it now. */
   loopTurn(): void
+  /** Copies src[srcOffset, srcOffset + length) to dst at dstOffset (memmove); throws ERANGE past either end. */
+  copyBytes(dst: Uint8Array, dstOffset: number, src: Uint8Array, srcOffset: number, length: number): void
   /** One frame from two places (headers, payload) with writev: bytes or -errno. */
   writeFrameParts(fd: number, head: Uint8Array, headLength: number, data: Uint8Array, offset: number, length: number): number
   SockPoller: new (fd: number, ring: Uint8Array, state: Int32Array, onEvent: (bytes: number, status: number) => void) => SockPoller

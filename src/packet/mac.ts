@@ -22,8 +22,14 @@ export function readMac(buf: Uint8Array, off: number): number {
 }
 
 export function writeMac(buf: Uint8Array, off: number, mac: number): void {
-  const hi = Math.floor(mac / TWO32)
-  const lo = mac >>> 0
+  writeMacHalves(buf, off, (mac / TWO32) | 0, mac | 0)
+}
+
+/**
+ * writeMac for a MAC split into its first 16 and last 32 bits (`(mac / 2 ** 32) | 0`, `mac | 0`):
+ * small integers, which a caller on the frame path can pass without boxing a double.
+ */
+export function writeMacHalves(buf: Uint8Array, off: number, hi: number, lo: number): void {
   buf[off] = hi >>> 8
   buf[off + 1] = hi & 0xff
   buf[off + 2] = lo >>> 24

@@ -12,6 +12,7 @@ import t, { type Test } from 'tap'
 import { native, type SockPoller } from '../../src/native/binding.js'
 import { ConnTrack } from '../../src/nat/conntrack.js'
 import { SendRing } from '../../src/nat/send-ring.js'
+import { AckQueue } from '../../src/nat/ack-queue.js'
 import { TcpFlow, type SandboxSide, type TcpFlowEnv } from '../../src/nat/tcp-flow.js'
 import { TcpFlag, tcpAck, tcpFlags, tcpHeaderLength, tcpSeq, tcpWindow } from '../../src/packet/tcp.js'
 
@@ -37,6 +38,34 @@ t.test('SendRing: wraps, grows, and hands out contiguous pieces', async (t) => {
   t.same([q.length, q.offset(0)], [0, 0], 'an empty ring starts over at 0')
 })
 
+t.test('SendRing: push takes a piece of a larger buffer, also across the wrap', async (t) => {
+  const q = new SendRing(8)
+  const src = Uint8Array.of(0, 1, 2, 3, 4, 5, 6, 7, 8, 9)
+  q.push(src, 2, 5) // 2 3 4 5 6
+  q.consume(3)
+  q.push(src, 6, 4) // 5 6 6 7 8 from offset 3, then 9 wraps to 0
+  t.same([q.length, q.capacity, q.contiguous(0)], [6, 8, 5])
+  const out = [0, 1, 2, 3, 4, 5].map((i) => q.buf[q.offset(i)])
+  t.same(out, [5, 6, 6, 7, 8, 9])
+})
+
+t.test('copyBytes refuses ranges past either array instead of reading or writing outside them', async (t) => {
+  const a = new Uint8Array(8)
+  const b = Uint8Array.of(1, 2, 3, 4)
+  native.copyBytes(a, 6, b, 2, 2)
+  t.same([...a], [0, 0, 0, 0, 0, 0, 3, 4])
+  for (const [doff, soff, n] of [
+    [7, 0, 2], // past the end of dst
+    [0, 3, 2], // past the end of src
+    [9, 0, 0], // dst offset beyond dst
+    [0, 5, 0], // src offset beyond src
+    [0, 0, 2 ** 32 - 1], // a length that wraps size_t arithmetic
+  ]) {
+    t.throws(() => native.copyBytes(a, doff, b, soff, n), { code: 'ERANGE' }, `dst ${doff}, src ${soff}, ${n} bytes`)
+  }
+  t.same([...a], [0, 0, 0, 0, 0, 0, 3, 4], 'nothing written by a refused copy')
+})
+
 interface Seg {
   flags: number
   seq: number
@@ -60,7 +89,7 @@ class FakeSandbox {
       sendParts: (_p, head, hlen, data, off, len) => this.take(head, hlen, data, off, len),
       scratch: new Uint8Array(64 + 14 + 65536 + 128),
       ct: this.ct,
-      ackQueue: new Set(),
+      ackQueue: new AckQueue(),
       counters: { retransmits: 0, resets: 0 },
     }
   }
@@ -74,8 +103,7 @@ class FakeSandbox {
 
   /** What the switch does after a batch: the ACKs owed. */
   endBatch(): void {
-    for (const f of this.env.ackQueue) f.sendAck()
-    this.env.ackQueue.clear()
+    this.env.ackQueue.drain()
   }
 
   send(flags: number, ack: number, data = EMPTY, window = 0xffff): void {
@@ -85,7 +113,7 @@ class FakeSandbox {
 }
 
 /** A published-port flow over a unix socket pair, established; `client` is the host-side peer. */
-async function openFlow(t: Test): Promise<{ sb: FakeSandbox; client: net.Socket; iss: number }> {
+async function openFlow(t: Test, sandboxIsn = 1000): Promise<{ sb: FakeSandbox; client: net.Socket; iss: number }> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sy-tcpflow-'))
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
   const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true })
@@ -96,6 +124,7 @@ async function openFlow(t: Test): Promise<{ sb: FakeSandbox; client: net.Socket;
   t.teardown(() => client.destroy())
   const sock = await accepted
   const sb = new FakeSandbox()
+  sb.seq = sandboxIsn
   t.teardown(() => sb.ct.close())
   const side: SandboxSide = { port: 0, hdr: HDR, mtu: 1500, addr: { srcMac: 2, dstMac: 3, srcIp: 0x0a000002, dstIp: 0x0a000003, srcPort: 5555, dstPort: 80 } }
   sb.flow = new TcpFlow(sb.env, 'k', 'n', 0x0a000003, 80, 0x0a000002, 5555, 'published', side, sock)
@@ -104,7 +133,7 @@ async function openFlow(t: Test): Promise<{ sb: FakeSandbox; client: net.Socket;
   const syn = sb.frames.shift()!
   t.equal(syn.flags, TcpFlag.SYN)
   sb.flow.segment(TcpFlag.SYN | TcpFlag.ACK, sb.seq, (syn.seq + 1) >>> 0, 0xffff, { mss: 1460, wscale: WSCALE }, EMPTY, 0, 0)
-  sb.seq++
+  sb.seq = (sb.seq + 1) >>> 0
   sb.frames.length = 0
   t.equal(sb.flow.state, 'established')
   return { sb, client, iss: syn.seq }
@@ -211,6 +240,25 @@ t.test('sandbox to host: a socket that stops taking data gets the rest queued, t
   sb.send(TcpFlag.FIN | TcpFlag.ACK, ours)
   await ended
   t.equal(sha(Buffer.concat(chunks)), sha(data), `${data.length} bytes arrived intact, in order`)
+})
+
+t.test('sandbox to host: sequence numbers above 2^31 and across the wrap at 2^32', async (t) => {
+  const { sb, client, iss } = await openFlow(t, 0xfffe8000)
+  const data = crypto.randomBytes(1 << 20)
+  const chunks: Buffer[] = []
+  const ended = new Promise((r) => client.once('end', r))
+  client.on('data', (c: Buffer) => chunks.push(c))
+  let lastAck = -1
+  for (let pos = 0; pos < data.length; pos += 65000) {
+    sb.send(TcpFlag.ACK | TcpFlag.PSH, (iss + 1) >>> 0, data.subarray(pos, Math.min(pos + 65000, data.length)))
+    sb.endBatch()
+    for (const f of sb.frames.splice(0)) lastAck = f.ack
+    await sleep(1)
+  }
+  t.equal(lastAck, (0xfffe8000 + 1 + data.length) % 2 ** 32, 'the flow acknowledged every byte, past the wrap')
+  sb.send(TcpFlag.FIN | TcpFlag.ACK, (iss + 1) >>> 0)
+  await ended
+  t.equal(sha(Buffer.concat(chunks)), sha(data), 'the host got every byte in order')
 })
 
 t.test('sandbox to host: a FIN behind queued data reaches the host after the data', async (t) => {
