@@ -7,7 +7,7 @@
  * It starts small (most flows carry little) and doubles when full, up to what the flow
  * allows; growing is the only copy of data already in it.
  *
- *   const q = new SendRing(16 << 10)
+ *   const q = new SendRing(4 << 10)
  *   q.push(chunk) or q.push(buf, off, len); const at = q.offset(0); const n = q.contiguous(0)   // q.buf[at, at + n)
  *   q.consume(acked)
  */
