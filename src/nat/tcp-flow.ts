@@ -135,7 +135,7 @@ export class TcpFlow implements TrackedFlow {
   private finAcked = false
   private sandboxFin = false
   private timer?: NodeJS.Timeout
-  /** The retransmission timer's duration: RTO_MS, doubled per retry. */
+  /** The running retransmission timer's duration (rto() when it was set). */
   private timerMs = 0
   private retries = 0
   /** The host is not read (a full send ring) until acks make room: Node stream paused, or the poller stopped. */
@@ -502,9 +502,14 @@ export class TcpFlow implements TrackedFlow {
 
   private arm(): void {
     if (this.timer) return
-    this.timerMs = RTO_MS * 2 ** Math.min(this.retries, 6)
+    this.timerMs = this.rto()
     this.timer = setTimeout(this.onTimer, this.timerMs)
     this.timer.unref()
+  }
+
+  /** The retransmission timeout: RTO_MS, doubled per retry. */
+  private rto(): number {
+    return RTO_MS * 2 ** Math.min(this.retries, 6)
   }
 
   // One callback per flow: an arrow function inside arm() would capture `this` and make every
@@ -519,7 +524,7 @@ export class TcpFlow implements TrackedFlow {
    * duration still fits: a new one per ACK would be objects allocated per segment.
    */
   private rearm(): void {
-    if (this.timer && this.timerMs === RTO_MS * 2 ** Math.min(this.retries, 6)) {
+    if (this.timer && this.timerMs === this.rto()) {
       this.timer.refresh()
       return
     }

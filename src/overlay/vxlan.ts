@@ -163,7 +163,6 @@ export class Vxlan {
     const fwd = this.opts.sw.forwarder
     const hdr = this.opts.sw.io.hdr
     const slab = this.slab
-    this.opts.sw.tick()
     fwd.begin(slab)
     for (let i = 0; i < n; i++) {
       this.rx.rxDatagrams++

@@ -83,7 +83,8 @@ export class Forwarder {
 
   /**
    * Processes `count` frames of port `inPort` whose (offset, length) pairs are in `meta`, at
-   * the time in `fdb.clock` (set by the caller: a time passed per call would be boxed).
+   * the time in `fdb.clock` (the pollers' batch clock in the switch; a time passed per call
+   * would be boxed).
    */
   process(inPort: number, slab: Uint8Array, meta: Int32Array, count: number): void {
     this.slab = slab

@@ -13,8 +13,8 @@
  * table is full the oldest entry of the port holding the most entries goes, as in Open
  * vSwitch. A flooding port therefore only ever displaces its own entries.
  *
- *   const fdb = new MacTable({ capacity: 65536, portLimit: 4096, agingMs: 300_000 })
- *   fdb.clock[0] = Date.now()                  // once per batch
+ *   const fdb = new MacTable({ capacity: 65536, portLimit: 4096, agingMs: 300_000, clock: batchClock })
+ *   // the pollers stamp batchClock before each batch
  *   fdb.learnFrom(net, frame, eth + 6, inPort) // the source MAC, read in place
  *   const out = fdb.lookupFrom(net, frame, eth) // -1 when unknown: flood
  *   fdb.lookup(net, 0x0242ac110002, now)       // the same with a MAC number, off the frame path
@@ -27,6 +27,11 @@ export interface MacTableOptions {
   portLimit?: number
   /** An entry not refreshed for this long is forgotten (802.1D default: 300 s). */
   agingMs?: number
+  /**
+   * The cell holding the current time in ms (default: a cell of its own). The switch passes
+   * the pollers' batch clock, which they stamp before every batch.
+   */
+  clock?: Float64Array
 }
 
 export const LEARN_KNOWN = 0
@@ -53,8 +58,8 @@ export class MacTable {
   readonly portLimit: number
   agingMs: number
 
-  /** The current time in ms; the data path sets it once per batch. */
-  readonly clock = new Float64Array(1)
+  /** The current time in ms: learnFrom/lookupFrom read it, learn/lookup/pin set it. */
+  readonly clock: Float64Array
 
   private size = 0
   private slots = 0
@@ -84,6 +89,7 @@ export class MacTable {
     this.capacity = opts.capacity ?? 65536
     this.portLimit = opts.portLimit ?? 4096
     this.agingMs = opts.agingMs ?? 300_000
+    this.clock = opts.clock ?? new Float64Array(1)
     if (!(this.capacity >= 1) || !(this.portLimit >= 1)) throw new RangeError('MAC table capacity and port limit must be at least 1')
     const initial = Math.min(this.capacity, 1024)
     this.macHi = new Int32Array(initial)
@@ -122,12 +128,12 @@ export class MacTable {
 
   /** `learn` for the MAC at buf[off, off + 6), at the time in `clock`. */
   learnFrom(net: number, buf: Uint8Array, off: number, port: number): number {
-    return this.learnKey(net, (buf[off] << 16) | (buf[off + 1] << 8) | buf[off + 2], (buf[off + 3] << 16) | (buf[off + 4] << 8) | buf[off + 5], port)
+    return this.learnKey(net, macHalfAt(buf, off), macHalfAt(buf, off + 3), port)
   }
 
   /** `lookup` for the MAC at buf[off, off + 6), at the time in `clock`. */
   lookupFrom(net: number, buf: Uint8Array, off: number): number {
-    return this.lookupKey(net, (buf[off] << 16) | (buf[off + 1] << 8) | buf[off + 2], (buf[off + 3] << 16) | (buf[off + 4] << 8) | buf[off + 5])
+    return this.lookupKey(net, macHalfAt(buf, off), macHalfAt(buf, off + 3))
   }
 
   private learnKey(net: number, hi: number, lo: number, port: number): number {
@@ -448,6 +454,8 @@ const MAC_HALF = 0x1000000
 const macHigh = (mac: number): number => Math.floor(mac / MAC_HALF)
 /** The last three octets of a MAC number. */
 const macLow = (mac: number): number => mac % MAC_HALF
+/** Three octets of a MAC in a frame, as one half. */
+const macHalfAt = (buf: Uint8Array, off: number): number => (buf[off] << 16) | (buf[off + 1] << 8) | buf[off + 2]
 
 function hashKey(net: number, hi: number, lo: number): number {
   let h = Math.imul(lo ^ Math.imul(hi, 0x9e3779b1) ^ Math.imul(net + 1, 0x85ebca6b), 0x27d4eb2d)

@@ -85,7 +85,8 @@ export class Switch {
   constructor(opts: SwitchOptions) {
     this.io = opts.io
     this.log = opts.log
-    this.fdb = new MacTable(opts.fdb)
+    // The FDB reads the time the pollers stamp before each batch (a time passed per frame would be boxed).
+    this.fdb = new MacTable({ ...opts.fdb, clock: batchClock })
     this.forwarder = new Forwarder(this.fdb, this.ports, this.counters, opts.io.writeBatch)
     // Sweep a few times per aging period so memory follows the table's real contents.
     const sweep = Math.max(1000, Math.min(30_000, this.fdb.agingMs / 4))
@@ -115,11 +116,6 @@ export class Switch {
     return this.nets.has(name)
   }
 
-  /** Sets the FDB's clock before a batch from the pollers' stamp (a time passed along per frame would be boxed). */
-  tick(): void {
-    this.fdb.clock[0] = batchClock[0]
-  }
-
   networkIndex(name: string): number {
     return this.net(name).index
   }
@@ -146,9 +142,8 @@ export class Switch {
     n.ports.add(p)
     this.forwarder.setMembers(n.index, [...n.ports])
     st.poller = this.io.poll(fd, (count) => {
-      if (count < 0) return this.portLost(p, count)
-      this.tick()
-      this.forwarder.process(p, this.io.slab, this.io.meta, count)
+      if (count >= 0) this.forwarder.process(p, this.io.slab, this.io.meta, count)
+      else this.portLost(p, count)
     })
     this.log?.info('port added', { port: name, network, index: p })
     return this.portInfo(p)
