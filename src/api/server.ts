@@ -31,6 +31,13 @@ interface Route {
 }
 
 export const MAX_BODY = 1 << 20
+/**
+ * How much of a refused body (too large, or sent to a wrong path) the server still reads and
+ * drops before it answers. Node answers at once otherwise, and a client still writing when the
+ * connection closes (it sent "Connection: close", or the daemon stops) meets EPIPE instead of
+ * the answer. A longer body gets its answer at once and a closed connection.
+ */
+export const MAX_DRAIN = 16 * MAX_BODY
 
 export class ApiServer {
   private routes: Route[] = []
@@ -92,6 +99,7 @@ export class ApiServer {
       }
     }
     const text = body === undefined ? '' : JSON.stringify(body)
+    if (!(await drain(req, MAX_DRAIN))) res.setHeader('connection', 'close')
     res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
     res.end(text)
   }
@@ -120,7 +128,6 @@ function readBody(req: http.IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers['content-length'] ?? 0)
     if (declared > MAX_BODY) {
-      req.resume()
       reject(new ApiError(413, 'BODY_TOO_LARGE', `request body of ${declared} bytes exceeds the ${MAX_BODY}-byte limit`))
       return
     }
@@ -130,7 +137,6 @@ function readBody(req: http.IncomingMessage): Promise<Buffer> {
       size += c.length
       if (size > MAX_BODY) {
         req.removeAllListeners('data')
-        req.resume()
         reject(new ApiError(413, 'BODY_TOO_LARGE', `request body exceeds the ${MAX_BODY}-byte limit`))
         return
       }
@@ -138,6 +144,34 @@ function readBody(req: http.IncomingMessage): Promise<Buffer> {
     })
     req.on('end', () => resolve(Buffer.concat(chunks)))
     req.on('error', reject)
+  })
+}
+
+/** Reads and drops what is left of a request's body; false when more than `limit` bytes are left. */
+function drain(req: http.IncomingMessage, limit: number): Promise<boolean> {
+  if (req.complete || req.destroyed) return Promise.resolve(true)
+  if (Number(req.headers['content-length'] ?? 0) > limit) return Promise.resolve(false)
+  return new Promise((resolve) => {
+    let size = 0
+    const done = (whole: boolean) => {
+      req.off('data', onData)
+      req.off('end', onEnd)
+      req.off('close', onEnd)
+      resolve(whole)
+    }
+    const onData = (c: Buffer) => {
+      size += c.length
+      if (size > limit) {
+        req.pause()
+        done(false)
+      }
+    }
+    // 'close' without 'end': the client went away, nothing left to protect.
+    const onEnd = () => done(true)
+    req.on('data', onData)
+    req.once('end', onEnd)
+    req.once('close', onEnd)
+    req.resume()
   })
 }
 

@@ -21,6 +21,17 @@ export class NotJsonError extends Error {
   }
 }
 
+/**
+ * Ends a request once its body has left. After end(body), or end() while the body is still
+ * queued, node:http writes one more, empty, chunk; a daemon that has read the body, answered
+ * and closed the connection by then turns that write into an EPIPE on the request, at times
+ * before the answer has been read.
+ */
+export function endRequest(req: http.ClientRequest, payload?: string | Buffer): void {
+  if (payload === undefined) req.end()
+  else req.write(payload, () => req.end())
+}
+
 /** Sends one request; rejects on transport errors (with their errno code) and on a non-JSON answer. */
 export function requestJson(socket: string, method: string, path: string, body?: unknown, timeoutMs = 60_000): Promise<JsonReply> {
   const payload = body === undefined ? undefined : JSON.stringify(body)
@@ -32,6 +43,11 @@ export function requestJson(socket: string, method: string, path: string, body?:
         path,
         headers: payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {},
         timeout: timeoutMs,
+        // A connection of its own: on a kept-alive one, node:http lets go of the socket's error
+        // listener once the answer is in and the body's last write completes — if that write
+        // failed (the server answered before reading the body, then closed or stopped), the
+        // EPIPE has no listener and crashes the caller after it already has its answer.
+        agent: false,
       },
       (res) => {
         const chunks: Buffer[] = []
@@ -50,6 +66,6 @@ export function requestJson(socket: string, method: string, path: string, body?:
     )
     req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)))
     req.on('error', reject)
-    req.end(payload)
+    endRequest(req, payload)
   })
 }

@@ -9,6 +9,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Test } from 'tap'
+import { endRequest } from '../../src/api/unix-client.js'
 import { run, sleep, type RunResult } from './sh.js'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
@@ -89,7 +90,7 @@ export class TestDaemon {
     const payload = rawBody ?? (body === undefined ? undefined : JSON.stringify(body))
     return new Promise((resolve, reject) => {
       const req = http.request(
-        { socketPath: this.socket, method, path: p, headers: payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {} },
+        { socketPath: this.socket, method, path: p, agent: false /* see requestJson */, headers: payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {} },
         (res) => {
           const chunks: Buffer[] = []
           res.on('data', (c: Buffer) => chunks.push(c))
@@ -106,8 +107,7 @@ export class TestDaemon {
         },
       )
       req.on('error', reject)
-      if (payload) req.write(payload)
-      req.end()
+      endRequest(req, payload)
     })
   }
 
