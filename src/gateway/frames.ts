@@ -6,7 +6,7 @@
  *   const len = writeTcpFrame(buf, 12, addr, seq, ack, TcpFlag.ACK, 65535, data, 0, data.length)
  *   send(port, buf, len)
  */
-import { writeMacHalves } from '../packet/mac.js'
+import { TWO32, writeMacHalves } from '../packet/mac.js'
 import { IpProtocol, writeIpv4Checksum, writeIpv4Header } from '../packet/ipv4.js'
 import { writeTcpChecksum } from '../packet/tcp.js'
 import { foldSum, internetChecksum, pseudoHeaderSum } from '../packet/checksum.js'
@@ -32,8 +32,6 @@ export type SendFrame = (port: number, buf: Uint8Array, len: number) => boolean
 
 let ipId = 1
 const nextId = () => (ipId = (ipId + 1) & 0xffff)
-
-const TWO32 = 2 ** 32
 
 function writeFrameHead(buf: Uint8Array, hdr: number, a: FlowAddress): number {
   buf.fill(0, 0, hdr)

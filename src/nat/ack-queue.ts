@@ -28,10 +28,6 @@ export class AckQueue<T extends AckOwer> {
     flow.ackOwed = false
   }
 
-  get size(): number {
-    return this.count
-  }
-
   drain(): void {
     const n = this.count
     // A flow deleted and added again in one batch sits here twice; its flag sends one ACK.

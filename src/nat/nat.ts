@@ -203,7 +203,7 @@ export class Nat {
 
   /** Sends the ACKs owed for this batch's data, one per flow. */
   endBatch(): void {
-    if (this.ackQueue.size > 0) this.ackQueue.drain()
+    this.ackQueue.drain()
   }
 
   private side(nw: NatNetwork, port: number, hdr: number, slab: Uint8Array, eth: number, shownIp: number, sandboxIp: number, shownPort: number, sandboxPort: number): SandboxSide {

@@ -6,7 +6,8 @@
  *   macToString(dst)                           // 'ff:ff:ff:ff:ff:ff'
  */
 
-const TWO32 = 4294967296
+/** 2^32: a MAC number splits into (mac / TWO32) | 0 and mac | 0. */
+export const TWO32 = 4294967296
 
 export const BROADCAST_MAC = 0xffffffffffff
 

@@ -5,6 +5,7 @@ import path from 'node:path'
 import t, { type Test } from 'tap'
 import { MAX_BODY, MAX_DRAIN, ApiServer } from '../../src/api/server.js'
 import { silentLogger } from '../../src/util/log.js'
+import { sleep, waitFor } from '../helpers/sh.js'
 
 async function server(t: Test): Promise<string> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sy-api-'))
@@ -32,12 +33,8 @@ async function connect(t: Test, sock: string) {
   return conn
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-
-async function until(what: () => boolean, ms = 5000): Promise<boolean> {
-  for (const end = Date.now() + ms; Date.now() < end; await sleep(10)) if (what()) return true
-  return what()
-}
+/** Polls a condition on what the connection received, every 10 ms for up to 5 s. */
+const until = (what: () => boolean) => waitFor(what, 5000, 10)
 
 const post = (len: number | 'chunked', path = '/v1/ports') =>
   `POST ${path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n` +

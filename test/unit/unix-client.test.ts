@@ -5,6 +5,7 @@ import os from 'node:os'
 import path from 'node:path'
 import t, { type Test } from 'tap'
 import { endRequest, requestJson } from '../../src/api/unix-client.js'
+import { sleep } from '../helpers/sh.js'
 
 const answer = (body: string) =>
   `HTTP/1.1 413 Payload Too Large\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`
@@ -68,7 +69,7 @@ t.test('a body cut short by an early answer and a close: the answer or a transpo
       (e: NodeJS.ErrnoException) => e.code ?? e.message,
     )
     outcomes.set(r, (outcomes.get(r) ?? 0) + 1)
-    await new Promise((r) => setTimeout(r, 20))
+    await sleep(20)
   }
   for (const k of outcomes.keys()) t.match(k, /^(413|EPIPE|ECONNRESET)$/, `outcome ${k}`)
 })
