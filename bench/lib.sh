@@ -32,7 +32,7 @@ build_tools() { # NAME...: bench/bin/NAME from bench/NAME.c, when missing or old
         if [ ! -x "$HERE/bin/$t" ] || [ "$HERE/$t.c" -nt "$HERE/bin/$t" ]; then
             mkdir -p "$HERE/bin"
             log "compiling $HERE/bin/$t"
-            gcc -O2 -Wall -Wextra -o "$HERE/bin/$t" "$HERE/$t.c" || die "cannot compile $t.c"
+            gcc -O2 -Wall -Wextra -pthread -o "$HERE/bin/$t" "$HERE/$t.c" || die "cannot compile $t.c"
         fi
     done
 }

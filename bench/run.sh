@@ -40,7 +40,7 @@ OUT=$(realpath -m "${BENCH_OUT:-$HERE/out}")
 RUN=$(realpath -m "${BENCH_RUN:-/tmp/switchyard-bench}")
 SY_ARGS=${BENCH_SY_ARGS:-}
 
-ALL_SYSTEMS="kernel-bridge switchyard ovs-tso vde c-spin"
+ALL_SYSTEMS="kernel-bridge switchyard ovs-tso vde c-spin c-tso c-tso-thr"
 BASELINE=kernel-bridge
 NETNS_LIST="sbA sbB sbS"           # every namespace this script may create
 ROOT_LINKS="sbtA sbtB sbovs0"      # links that may be left in the root netns
@@ -238,6 +238,27 @@ teardown_c_spin() {
     [ -s "$SPIN_DIR/pid" ] && stop_pid "$(cat "$SPIN_DIR/pid")" 5
     rm -rf "$SPIN_DIR"
 }
+
+# --- c-tso: bench/spinfwd.c -t, also a reference: Switchyard's TAP design without its
+# switch (virtio-net header with TSO and checksum offload, poll() that sleeps, a ready TAP
+# drained and then written).  Its TCP figures are what reading and writing TAPs allows here.
+# c-tso-thr: the same with a thread per direction (spinfwd -T), both cores forwarding.
+TSOFWD_DIR=$RUN/c-tso
+setup_tsofwd() { # NAME FLAG NOTE
+    mk_sandboxes || return 1
+    rm -rf "$TSOFWD_DIR"; mkdir -p "$TSOFWD_DIR" "$OUT/logs"
+    "$SPINFWD" "$2" sbtA sbtB >"$OUT/logs/${ROUND:-setup}-$1.log" 2>&1 9>&- &
+    SW_PIDS=$!; remember_pid "$SW_PIDS"; echo "$SW_PIDS" >"$TSOFWD_DIR/pid"
+    taps_into_sandboxes || return 1
+    NOTE="bench/spinfwd.c $2: vnet header + TSO/csum offload, $3; sbA:sbtA $(offloads sbA sbtA)"
+}
+setup_c_tso() { setup_tsofwd c-tso -t "poll() that sleeps, up to 64 reads then writes"; }
+setup_c_tso_thr() { setup_tsofwd c-tso-thr -T "a thread per direction blocked in read()"; }
+teardown_c_tso() {
+    [ -s "$TSOFWD_DIR/pid" ] && stop_pid "$(cat "$TSOFWD_DIR/pid")" 5
+    rm -rf "$TSOFWD_DIR"
+}
+teardown_c_tso_thr() { teardown_c_tso; }
 
 # --- Open vSwitch, userspace (netdev) datapath with userspace TSO: a private
 # ovsdb-server + ovs-vswitchd under $RUN/ovs (the system's OVS, if any, is

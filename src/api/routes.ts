@@ -92,13 +92,20 @@ export function mapDomainError(e: unknown): ApiError | undefined {
   return undefined
 }
 
-export function registerRoutes(api: ApiServer, cp: ControlPlane, sw: Switch, defaultNetwork: string, cluster?: { stats(): object }): void {
+export function registerRoutes(
+  api: ApiServer,
+  cp: ControlPlane,
+  sw: Switch,
+  defaultNetwork: string,
+  sources: { cluster?: { stats(): object }; runtime?: { stats(): object } } = {},
+): void {
+  const { cluster, runtime } = sources
   api.mapError = mapDomainError
 
   api.route('GET', '/v1/health', () => ({ ok: true }))
   api.route('GET', '/v1/stats', () => {
     const s = sw.stats()
-    return { ...s, ports: cp.listPorts(), ...cp.gateway.stats(), ...cp.overlayStats(), ...(cluster ? { cluster: cluster.stats() } : {}) }
+    return { ...s, ports: cp.listPorts(), ...cp.gateway.stats(), ...cp.overlayStats(), ...(cluster ? { cluster: cluster.stats() } : {}), ...(runtime ? { runtime: runtime.stats() } : {}) }
   })
 
   // ports (a TAP on a network, no address: what a VM or a benchmark plugs into)

@@ -11,6 +11,7 @@ import { spawnSync } from 'node:child_process'
 import path from 'node:path'
 import { Command, InvalidArgumentError, Option } from 'commander'
 import { DEFAULT_SOCKET, DEFAULT_STATE_DIR, startDaemon } from '../daemon/daemon.js'
+import type { RuntimeStats } from '../daemon/runtime-stats.js'
 import { DEFAULT_DOCKER_PLUGIN_SOCKET } from '../plugins/docker/plugin.js'
 import { createLogger, isLevel } from '../util/log.js'
 import { call, CliError } from './client.js'
@@ -225,7 +226,7 @@ program
   .command('stats')
   .description('switch and per-port counters')
   .action(async () => {
-    const s = await api<{ fdb: Record<string, number>; ports: PortRow[]; portsLost: number; nat?: NatStats }>('GET', '/v1/stats')
+    const s = await api<{ fdb: Record<string, number>; ports: PortRow[]; portsLost: number; nat?: NatStats; runtime?: RuntimeStats }>('GET', '/v1/stats')
     if (g().format === 'json') {
       out(renderObject(s))
       return
@@ -237,6 +238,11 @@ program
       out(`nat refused: ${n.conntrack.refusedSockets} no socket, ${n.conntrack.refusedTableFull} table full, ${n.conntrack.refusedSandboxLimit} sandbox limit; ${n.udpFiltered} UDP filtered, ${n.socketErrors} socket errors`)
     }
     out(`ports lost: ${s.portsLost}`)
+    const r = s.runtime
+    if (r) {
+      const mib = (b: number) => (b / 1048576).toFixed(1)
+      out(`daemon: rss ${mib(r.rssBytes)} MiB, heap ${mib(r.heapUsedBytes)}/${mib(r.heapTotalBytes)} MiB; collections ${r.gc.minor} young, ${r.gc.major} full, ${r.gc.pauseMs.toFixed(1)} ms paused`)
+    }
     out(render(s.ports, [...portColumns, { header: 'RX BYTES', get: (p: PortRow) => p.counters.rxBytes }, { header: 'TX BYTES', get: (p: PortRow) => p.counters.txBytes }], 'table'))
   })
 

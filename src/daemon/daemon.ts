@@ -23,6 +23,7 @@ import { Switch } from '../switch/switch.js'
 import { DEFAULT_DOCKER_PLUGIN_SOCKET, DockerPlugin } from '../plugins/docker/plugin.js'
 import { CniService, registerCniRoutes } from '../plugins/cni/service.js'
 import { createLogger, type Level, type Logger } from '../util/log.js'
+import { RuntimeMonitor } from './runtime-stats.js'
 
 export const DEFAULT_SOCKET = '/run/switchyard/switchyard.sock'
 export const DEFAULT_STATE_DIR = '/var/lib/switchyard'
@@ -99,6 +100,8 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   const cluster = opts.clusterStore ? new EtcdCluster({ url: opts.clusterStore, hostId: hostId(store), vtep: opts.advertiseAddr!, vxlanPort: vxlan!.port, ttlSeconds: opts.clusterTtlSeconds ?? 10, log }) : undefined
   const cp = new ControlPlane({ store, sw, log, overlay: vxlan ? { vxlan, peers: opts.peers ?? [] } : undefined, cluster, upstreams: opts.dns?.map(parseUpstream), nat: opts.nat })
   const api = new ApiServer(log)
+  const runtime = new RuntimeMonitor()
+  runtime.start()
   const plugin = opts.dockerPluginSocket === false ? undefined : new DockerPlugin({ cp, store, log })
   let listening = false
   try {
@@ -107,12 +110,13 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     await plugin?.restore()
     await cp.restorePublished()
     await cp.ensureNetwork({ name: defaultNetwork, subnet: opts.defaultSubnet })
-    registerRoutes(api, cp, sw, defaultNetwork, cluster)
+    registerRoutes(api, cp, sw, defaultNetwork, { cluster, runtime })
     registerCniRoutes(api, new CniService({ cp, store, log }))
     await api.listen(socket)
     listening = true
     if (plugin) await listenDockerPlugin(plugin, opts.dockerPluginSocket || undefined, log)
   } catch (e) {
+    runtime.stop()
     await plugin?.close()
     await api.close()
     if (listening) fs.rmSync(socket, { force: true })
@@ -130,6 +134,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     socket,
     stop() {
       stopping ??= (async () => {
+        runtime.stop()
         await plugin?.close()
         await api.close()
         await cluster?.close()

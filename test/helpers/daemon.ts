@@ -31,6 +31,8 @@ export class TestDaemon {
     readonly args: string[],
     /** Run the daemon in this network namespace (a test "host"); its mount namespace stays shared. */
     readonly netns?: string,
+    /** Added to the daemon's environment (NODE_OPTIONS, say). */
+    readonly env: Record<string, string> = {},
   ) {
     this.socket = path.join(dir, 'sy.sock')
     this.stateDir = path.join(dir, 'state')
@@ -44,7 +46,7 @@ export class TestDaemon {
     const argv = [process.execPath, CLI, '--socket', this.socket, 'daemon', '--state-dir', this.stateDir, ...this.args]
     // nsenter, not `ip netns exec`: the latter unshares the mount namespace, hiding the daemon's /run/netns.
     const cmd = this.netns ? ['nsenter', `--net=/run/netns/${this.netns}`, ...argv] : argv
-    const p = spawn(cmd[0], cmd.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] })
+    const p = spawn(cmd[0], cmd.slice(1), { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...this.env } })
     this.proc = p
     p.stderr!.on('data', (c: Buffer) => {
       this.logs += c.toString()
@@ -125,10 +127,10 @@ export class TestDaemon {
 }
 
 /** Starts a daemon for test `t`; teardown cleans its objects and stops it. */
-export async function startDaemon(t: Test, args: string[] = [], netns?: string): Promise<TestDaemon> {
+export async function startDaemon(t: Test, args: string[] = [], netns?: string, env?: Record<string, string>): Promise<TestDaemon> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sy-test-'))
   // Never forward a test's DNS queries to the host's real resolvers: nothing listens on port 9.
-  const d = new TestDaemon(dir, args.includes('--dns') ? args : [...args, '--dns', '127.0.0.1:9'], netns)
+  const d = new TestDaemon(dir, args.includes('--dns') ? args : [...args, '--dns', '127.0.0.1:9'], netns, env)
   t.teardown(async () => {
     if (d.proc && d.proc.exitCode === null && d.proc.signalCode === null) await d.clean().catch(() => undefined)
     await d.stop()

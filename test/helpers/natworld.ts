@@ -17,8 +17,8 @@ export const HOST = '10.226.0.1'
 export const OUTSIDE = '10.226.0.2'
 export const GW = '10.227.0.1'
 
-/** Host and outside namespaces, and a daemon with `args` in the host one. */
-export async function natWorld(t: Test, args: string[]): Promise<{ host: string; outside: string; d: TestDaemon }> {
+/** Host and outside namespaces, and a daemon with `args` (and `env`) in the host one. */
+export async function natWorld(t: Test, args: string[], env?: Record<string, string>): Promise<{ host: string; outside: string; d: TestDaemon }> {
   const host = await makeNs(t, 'nh')
   const outside = await makeNs(t, 'no')
   await must('ip', ['link', 'add', 'vh', 'netns', host, 'type', 'veth', 'peer', 'name', 'vo', 'netns', outside])
@@ -28,7 +28,7 @@ export async function natWorld(t: Test, args: string[]): Promise<{ host: string;
   await must('ip', ['-n', outside, 'link', 'set', 'vo', 'up'])
   // The outside even has a route to the sandboxes' subnet via the host: it must still not reach them.
   await must('ip', ['-n', outside, 'route', 'add', '10.227.0.0/24', 'via', HOST])
-  const d = await startDaemon(t, ['--default-subnet', '10.227.0.0/24', ...args], host)
+  const d = await startDaemon(t, ['--default-subnet', '10.227.0.0/24', ...args], host, env)
   return { host, outside, d }
 }
 
