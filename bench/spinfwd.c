@@ -87,9 +87,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: %s [-t|-T] TAP_A TAP_B\n", argv[0]);
         return 2;
     }
+    for (int i = 0; i < 2; i++) fds[i] = open_tap(argv[argc - 2 + i], tso || threads, threads);
     if (threads) {
-        fds[0] = open_tap(argv[2], 1, 1);
-        fds[1] = open_tap(argv[3], 1, 1);
         pthread_t t;
         if (pthread_create(&t, NULL, direction, (void *)1L) != 0) {
             perror("pthread_create");
@@ -97,7 +96,7 @@ int main(int argc, char **argv) {
         }
         direction((void *)0L);
     }
-    struct pollfd p[2] = {{open_tap(argv[argc - 2], tso, 0), POLLIN, 0}, {open_tap(argv[argc - 1], tso, 0), POLLIN, 0}};
+    struct pollfd p[2] = {{fds[0], POLLIN, 0}, {fds[1], POLLIN, 0}};
     static unsigned char frames[BATCH][FRAME_MAX];
     static size_t lens[BATCH];
     for (;;) {
